@@ -1,0 +1,210 @@
+"""Shortlists from the linear relaxation: round down, then refill greedily."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matching.problem import ShortlistProblem, ShortlistSolution
+from matching.solvers._common import (
+    check_seed,
+    check_threads,
+    check_time_limit,
+    count_usage,
+    make_solution,
+    sum_scores,
+)
+from matching.solvers._lp import solve_lp_relaxation
+from matching.solvers.greedy import capacity_bound, fill_greedily
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["round_and_fill", "solve_relaxed"]
+
+# An LP value at or above 1 - ROUNDING_TOLERANCE counts as chosen. HiGHS's
+# primal feasibility tolerance is 1e-7, so integral values sit well inside it.
+ROUNDING_TOLERANCE = 1e-6
+
+
+def _drop_over_capacity(problem: ShortlistProblem, selected: NDArray[np.bool_]) -> None:
+    """Unselect the lowest-scoring pairs of any row over its capacity, in place.
+
+    Rounding an LP point down keeps every row within its capacity up to the
+    LP tolerance, so this only acts when tolerances add up across a row.
+    """
+    usage = count_usage(problem, selected)
+    vacancy_excess = (usage.vacancy - problem.vacancy_capacity).tolist()
+    registrant_excess = (usage.registrant - problem.registrant_capacity).tolist()
+    cell_excess = (usage.cell - problem.cell_capacity).tolist()
+    if max(vacancy_excess + registrant_excess + cell_excess, default=0) <= 0:
+        return
+
+    chosen = np.flatnonzero(selected)
+    chosen = chosen[np.argsort(problem.pair_score[chosen], kind="stable")]
+    cells = problem.pair_cells
+    for pair in chosen.tolist():
+        vacancy = int(problem.pair_vacancy[pair])
+        registrant = int(problem.pair_registrant[pair])
+        members = cells.indices[cells.indptr[pair] : cells.indptr[pair + 1]].tolist()
+        over = (
+            vacancy_excess[vacancy] > 0
+            or registrant_excess[registrant] > 0
+            or any(cell_excess[g] > 0 for g in members)
+        )
+        if not over:
+            continue
+        selected[pair] = False
+        vacancy_excess[vacancy] -= 1
+        registrant_excess[registrant] -= 1
+        for g in members:
+            cell_excess[g] -= 1
+    logger.debug("rounding repair dropped pairs to restore capacities")
+
+
+def round_and_fill(
+    problem: ShortlistProblem, column_value: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """Turn an LP point into a maximal feasible selection.
+
+    Parameters
+    ----------
+    problem : ShortlistProblem
+        The problem the point belongs to.
+    column_value : ndarray of float64, shape (E,)
+        A feasible point of the linear relaxation.
+
+    Returns
+    -------
+    ndarray of bool, shape (E,)
+        The pairs at value 1 (within ``ROUNDING_TOLERANCE``), then pairs added
+        by :func:`~matching.solvers.greedy.fill_greedily` until nothing fits.
+    """
+    selected = column_value >= 1.0 - ROUNDING_TOLERANCE
+    _drop_over_capacity(problem, selected)
+    return fill_greedily(problem, selected)
+
+
+def solve_relaxed(
+    problem: ShortlistProblem,
+    *,
+    time_limit_seconds: float = 600.0,
+    num_threads: int = 1,
+    random_seed: int = 0,
+) -> ShortlistSolution:
+    """Choose shortlists by rounding the LP relaxation, for rounds too large for a MIP.
+
+    Parameters
+    ----------
+    problem : ShortlistProblem
+        Pairs, scores and capacities.
+    time_limit_seconds : float
+        Wall-clock budget of the LP solves, in seconds; ``math.inf`` for none.
+    num_threads : int
+        Threads HiGHS may use.
+    random_seed : int
+        HiGHS random seed, within ``[0, 2**31 - 1]``.
+
+    Returns
+    -------
+    ShortlistSolution
+        ``method`` is ``"relaxed-lp"``. ``bound`` is the LP dual bound, or
+        :func:`~matching.solvers.greedy.capacity_bound` when no LP finished.
+        ``cell_shadow_price`` contains the LP dual values of the cell rows.
+        One more unit of a cell's capacity raises the LP optimum by at most
+        its price, and by exactly that when the dual is unique. A cell of
+        capacity 0 gets the largest reduced cost among the pairs that only
+        it excludes. None when the time limit stopped pricing before the LP
+        optimum.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an option has the wrong type or value.
+    SolverError
+        If HiGHS rejects the model.
+
+    Notes
+    -----
+    The relaxation replaces ``x[e] in {0, 1}`` by ``0 <= x[e] <= 1``:
+
+        maximise    sum_e score[e] x[e]
+        subject to  per vacancy:    sum of its x[e] <= vacancy_capacity[v]
+                    per registrant: sum of its x[e] <= registrant_capacity[w]
+                    per quota cell: sum of its x[e] <= cell_capacity[g]
+                    0 <= x[e] <= 1
+
+    It is solved by column generation (see :mod:`matching.solvers._lp`):
+    only pairs that price out enter the LP. The LP vertex is rounded down,
+    so the rounded selection is feasible, and the places that rounding
+    freed are refilled greedily by score over all pairs. Without quota
+    cells the constraint matrix is that of a bipartite b-matching, which is
+    totally unimodular, so the simplex vertex is integral and the result is
+    optimal. :func:`~matching.solvers.flow.solve_flow` solves that case by
+    min-cost flow in about the same time (0.36 s against 0.42 s on 200,000
+    random pairs, 4.0 s against 4.6 s on 1M, 2 shared cores) but only up to
+    score rounding, so this solver does not switch to it. With cells a few
+    LP values are fractional, and the gap reported is what rounding lost
+    against the LP bound.
+
+    When the time limit stops pricing early, the last restricted LP is
+    rounded and its duals still give a valid, looser bound. When not even
+    the first LP finishes, the selection is greedy and the bound is the
+    capacity bound.
+    """
+    check_time_limit(time_limit_seconds)
+    check_threads(num_threads)
+    check_seed(random_seed)
+    started = time.perf_counter()
+    if problem.num_pairs == 0:
+        return _empty_solution(problem, started, method="relaxed-lp")
+
+    lp = solve_lp_relaxation(
+        problem,
+        deadline=started + time_limit_seconds,
+        num_threads=num_threads,
+        random_seed=random_seed,
+    )
+    selected = round_and_fill(problem, lp.column_value)
+    bound = lp.bound if math.isfinite(lp.bound) else capacity_bound(problem)
+    objective = sum_scores(problem, selected)
+    shadow_price = None
+    if lp.row_dual is not None and lp.converged:
+        shadow_price = lp.row_dual[
+            problem.num_vacancies + problem.num_registrants :
+        ].copy()
+    status = (
+        f"LP {lp.status_name}, {lp.rounds} pricing rounds, {lp.num_columns} columns"
+    )
+    if not lp.converged:
+        status += ", pricing stopped by the time limit"
+    return make_solution(
+        problem,
+        selected,
+        bound=bound,
+        proven_optimal=objective >= bound - 1e-9 * max(1.0, bound),
+        method="relaxed-lp",
+        started=started,
+        cell_shadow_price=shadow_price,
+        lp_objective=lp.objective if lp.converged else None,
+        solver_status=status,
+    )
+
+
+def _empty_solution(
+    problem: ShortlistProblem, started: float, *, method: str
+) -> ShortlistSolution:
+    return make_solution(
+        problem,
+        np.zeros(0, dtype=np.bool_),
+        bound=0.0,
+        proven_optimal=True,
+        method=method,
+        started=started,
+        cell_shadow_price=np.zeros(problem.num_cells),
+        lp_objective=0.0,
+        solver_status="no candidate pairs",
+    )
