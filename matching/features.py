@@ -1,0 +1,556 @@
+"""Turn validated records into arrays that eligibility and scoring work on.
+
+Registrants and vacancies become column arrays (one entry per record) plus a
+few sparse matrices. Free-text skills and titles are normalised to ESCO once,
+and profile vectors are pooled from label vectors, so the cost of a load grows
+with the number of distinct labels, not with the number of profiles: on two
+cores the model embeds a few hundred short labels a second but only tens of
+whole profiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from matching.codes import RECOGNITION_STATES
+from matching.embedding import LabelEncoder
+from matching.models import Registrant, Vacancy
+from matching.normalise import ConceptMatch, Normaliser
+from matching.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
+
+# Weight of the occupation titles against the skills when pooling a profile
+# vector: the two halves count equally, so a profile with forty skills is not
+# drowned by them and one with two skills is not drowned by its title.
+TITLE_WEIGHT = 1.0
+SKILL_WEIGHT = 1.0
+
+# ISCO-08 digits per level: unit group 4, minor group 3, sub-major 2, major 1.
+ISCO_LEVELS = (4, 3, 2, 1)
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    del stage, done, total
+
+
+@dataclass(frozen=True)
+class SkillVocabulary:
+    """Index of ESCO skill URIs (and unmapped texts) used by one matching run."""
+
+    index: dict[str, int] = field(default_factory=dict)
+
+    def id_of(self, key: str) -> int:
+        """Return the column of ``key``, adding it when new."""
+        position = self.index.get(key)
+        if position is None:
+            position = len(self.index)
+            self.index[key] = position
+        return position
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True)
+class RegistrantFeatures:
+    """Column arrays describing N registrants.
+
+    Attributes
+    ----------
+    keys
+        ``agency_id/external_id`` per registrant.
+    origin
+        (N,) ISO alpha-2 origin codes.
+    consent
+        (N,) bool.
+    available_from
+        (N,) int64 proleptic Gregorian ordinals.
+    vectors
+        (N, d) float32 L2-normalised profile vectors.
+    skills
+        (N, S) CSR 0/1 matrix over the run's skill vocabulary.
+    isco
+        ISCO level (4, 3, 2, 1) to a (N, groups) CSR 0/1 matrix of the
+        registrant's occupations at that level, and the column index per code.
+    minor_years
+        (N, minor groups) CSR float years of experience per ISCO minor group.
+    language_rows, language_rank, language_test_day
+        Flat arrays over every tested language certificate, keyed by language:
+        registrant row, CEFR rank 1..6 and test date ordinal.
+    qualification_row, qualification_level, qualification_field, qualification_country
+        Flat arrays over every qualification.
+    skill_matches, occupation_matches
+        Normalisation outcome per registrant, kept for explanations.
+    """
+
+    keys: tuple[str, ...]
+    origin: NDArray[np.str_]
+    consent: NDArray[np.bool_]
+    available_from: NDArray[np.int64]
+    vectors: NDArray[np.float32]
+    skills: sp.csr_array
+    isco: dict[int, sp.csr_array]
+    isco_columns: dict[int, dict[str, int]]
+    minor_years: sp.csr_array
+    language_rows: dict[str, NDArray[np.int64]]
+    language_rank: dict[str, NDArray[np.int8]]
+    language_test_day: dict[str, NDArray[np.int64]]
+    qualification_row: NDArray[np.int64]
+    qualification_level: NDArray[np.int8]
+    qualification_field: NDArray[np.str_]
+    qualification_country: NDArray[np.str_]
+    skill_matches: tuple[tuple[ConceptMatch, ...], ...]
+    occupation_matches: tuple[tuple[ConceptMatch, ...], ...]
+
+    @property
+    def count(self) -> int:
+        """Number of registrants."""
+        return len(self.keys)
+
+
+@dataclass(frozen=True)
+class VacancyProfile:
+    """One vacancy resolved against the taxonomy, ready for scoring."""
+
+    vacancy: Vacancy
+    occupation: ConceptMatch
+    isco_code: str | None
+    essential_skill_ids: tuple[int, ...]
+    essential_skill_labels: tuple[str, ...]
+    vector: NDArray[np.float32]
+    start_day: int
+
+    @property
+    def id(self) -> str:
+        """The vacancy id."""
+        return self.vacancy.id
+
+
+class FeatureBuilder:
+    """Build registrant and vacancy features against one taxonomy and encoder.
+
+    Parameters
+    ----------
+    taxonomy
+        ESCO and ISCO reference data.
+    normaliser
+        Maps free text to ESCO concepts.
+    encoder
+        Label vectors with an on-disk cache.
+    """
+
+    def __init__(
+        self, taxonomy: Taxonomy, normaliser: Normaliser, encoder: LabelEncoder
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.normaliser = normaliser
+        self.encoder = encoder
+        self.vocabulary = SkillVocabulary()
+        self._minor_columns: dict[str, int] = {
+            code: position
+            for position, code in enumerate(
+                sorted(c for c in taxonomy.isco_groups if len(c) == 3)
+            )
+        }
+        self._level_columns: dict[int, dict[str, int]] = {
+            level: {
+                code: position
+                for position, code in enumerate(
+                    sorted(c for c in taxonomy.isco_groups if len(c) == level)
+                )
+            }
+            for level in ISCO_LEVELS
+        }
+
+    def skill_label(self, match: ConceptMatch) -> str:
+        """Return the text that stands for a skill: its ESCO label, else the raw text."""
+        if match.uri is not None and match.label is not None:
+            return match.label
+        return match.raw
+
+    def _skill_key(self, match: ConceptMatch) -> str:
+        return (
+            match.uri if match.uri is not None else "text:" + match.raw.strip().lower()
+        )
+
+    def occupation_isco(
+        self, claim_isco: str | None, match: ConceptMatch
+    ) -> str | None:
+        """Return the ISCO unit group of an occupation claim or normalised title."""
+        if claim_isco is not None:
+            return claim_isco
+        if match.uri is not None and match.uri in self.taxonomy.occupations:
+            return self.taxonomy.occupations[match.uri].isco_code
+        return None
+
+    def build_registrants(
+        self,
+        registrants: Sequence[Registrant],
+        *,
+        progress: ProgressCallback = _no_progress,
+    ) -> RegistrantFeatures:
+        """Normalise, pool and index a batch of registrants.
+
+        Parameters
+        ----------
+        registrants
+            Validated records.
+        progress
+            Called as ``progress(stage, done, total)`` while the batch is built.
+
+        Returns
+        -------
+        RegistrantFeatures
+        """
+        count = len(registrants)
+        skill_matches = self._map_registrant_skills(registrants, progress)
+        occupation_matches = self._map_registrant_occupations(registrants)
+
+        skill_rows: list[int] = []
+        skill_cols: list[int] = []
+        for row, matches in enumerate(skill_matches):
+            seen: set[int] = set()
+            for match in matches:
+                column = self.vocabulary.id_of(self._skill_key(match))
+                if column not in seen:
+                    seen.add(column)
+                    skill_rows.append(row)
+                    skill_cols.append(column)
+
+        isco_rows: dict[int, list[tuple[int, int]]] = {
+            level: [] for level in ISCO_LEVELS
+        }
+        year_entries: dict[tuple[int, int], float] = {}
+        titles_per_row: list[list[str]] = []
+        for row, (registrant, matches) in enumerate(
+            zip(registrants, occupation_matches, strict=True)
+        ):
+            titles: list[str] = []
+            for claim, match in zip(registrant.occupations, matches, strict=True):
+                code = self.occupation_isco(claim.isco_code, match)
+                titles.append(self._occupation_text(claim.title, code, match))
+                if code is None:
+                    continue
+                for level in ISCO_LEVELS:
+                    column = self._level_columns[level].get(code[:level])
+                    if column is not None:
+                        isco_rows[level].append((row, column))
+                minor = self._minor_columns.get(code[:3])
+                if minor is not None:
+                    key = (row, minor)
+                    year_entries[key] = (
+                        year_entries.get(key, 0.0) + claim.years_experience
+                    )
+            titles_per_row.append([title for title in titles if title])
+
+        progress("profile vectors", 0, count)
+        vectors = self._pool_vectors(skill_matches, titles_per_row)
+        progress("profile vectors", count, count)
+
+        width = max(len(self.vocabulary), 1)
+        skills = sp.csr_array(
+            (np.ones(len(skill_rows), dtype=np.float32), (skill_rows, skill_cols)),
+            shape=(count, width),
+        )
+        isco = {
+            level: _indicator(entries, count, len(self._level_columns[level]))
+            for level, entries in isco_rows.items()
+        }
+        minor_years = sp.csr_array(
+            (
+                np.array(list(year_entries.values()), dtype=np.float32),
+                (
+                    np.array([key[0] for key in year_entries], dtype=np.int64),
+                    np.array([key[1] for key in year_entries], dtype=np.int64),
+                ),
+            ),
+            shape=(count, len(self._minor_columns)),
+        )
+        languages = _language_arrays(registrants)
+        qualifications = _qualification_arrays(registrants)
+        return RegistrantFeatures(
+            keys=tuple(registrant.key for registrant in registrants),
+            origin=np.array(
+                [registrant.origin for registrant in registrants], dtype="<U2"
+            ),
+            consent=np.array(
+                [registrant.consent for registrant in registrants], dtype=bool
+            ),
+            available_from=np.array(
+                [registrant.available_from.toordinal() for registrant in registrants],
+                dtype=np.int64,
+            ),
+            vectors=vectors,
+            skills=skills,
+            isco=isco,
+            isco_columns=self._level_columns,
+            minor_years=minor_years,
+            language_rows=languages[0],
+            language_rank=languages[1],
+            language_test_day=languages[2],
+            qualification_row=qualifications[0],
+            qualification_level=qualifications[1],
+            qualification_field=qualifications[2],
+            qualification_country=qualifications[3],
+            skill_matches=tuple(tuple(matches) for matches in skill_matches),
+            occupation_matches=tuple(tuple(matches) for matches in occupation_matches),
+        )
+
+    def _map_registrant_skills(
+        self, registrants: Sequence[Registrant], progress: ProgressCallback
+    ) -> list[list[ConceptMatch]]:
+        distinct = sorted(
+            {text for registrant in registrants for text in registrant.skills}
+        )
+        progress("skill normalisation", 0, len(distinct))
+        mapped: dict[str, ConceptMatch] = {}
+        batch = 2_000
+        for start in range(0, len(distinct), batch):
+            chunk = distinct[start : start + batch]
+            for text, match in zip(
+                chunk, self.normaliser.map_skills(chunk), strict=True
+            ):
+                mapped[text] = match
+            progress(
+                "skill normalisation", min(start + batch, len(distinct)), len(distinct)
+            )
+        return [
+            [mapped[text] for text in registrant.skills] for registrant in registrants
+        ]
+
+    def _map_registrant_occupations(
+        self, registrants: Sequence[Registrant]
+    ) -> list[list[ConceptMatch]]:
+        results: list[list[ConceptMatch]] = []
+        cache: dict[tuple[str | None, str | None, str | None], ConceptMatch] = {}
+        for registrant in registrants:
+            matches = []
+            for claim in registrant.occupations:
+                key = (claim.isco_code, claim.esco_uri, claim.title)
+                match = cache.get(key)
+                if match is None:
+                    match = self._resolve_occupation(
+                        claim.isco_code, claim.esco_uri, claim.title
+                    )
+                    cache[key] = match
+                matches.append(match)
+            results.append(matches)
+        return results
+
+    def _resolve_occupation(
+        self, isco_code: str | None, esco_uri: str | None, title: str | None
+    ) -> ConceptMatch:
+        if esco_uri is not None:
+            return self.normaliser.map_occupation(esco_uri)
+        if title is not None:
+            return self.normaliser.map_occupation(title)
+        return ConceptMatch(
+            raw=isco_code or "", uri=None, label=None, confidence=0.0, method="unmapped"
+        )
+
+    def _occupation_text(
+        self, title: str | None, code: str | None, match: ConceptMatch
+    ) -> str:
+        if match.label is not None:
+            return match.label
+        if title:
+            return title
+        if code is not None:
+            return self.taxonomy.isco_groups.get(code, "")
+        return ""
+
+    def _pool_vectors(
+        self,
+        skill_matches: Sequence[Sequence[ConceptMatch]],
+        titles: Sequence[Sequence[str]],
+    ) -> NDArray[np.float32]:
+        skill_texts = [
+            [self.skill_label(match) for match in matches] for matches in skill_matches
+        ]
+        return pool_profile_vectors(self.encoder, skill_texts, titles)
+
+    def build_vacancy(self, vacancy: Vacancy) -> VacancyProfile:
+        """Resolve a vacancy's occupation and essential skills and pool its vector.
+
+        When the vacancy lists no essential skills, its ESCO occupation's
+        essential skills stand in for them.
+        """
+        occupation = self._resolve_occupation(
+            vacancy.isco_code, vacancy.esco_uri, vacancy.title
+        )
+        isco_code = self.occupation_isco(vacancy.isco_code, occupation)
+        if vacancy.essential_skills:
+            matches = self.normaliser.map_skills(list(vacancy.essential_skills))
+        elif occupation.uri is not None and occupation.uri in self.taxonomy.occupations:
+            uris = self.taxonomy.essential_skills(occupation.uri)
+            matches = self.normaliser.map_skills(list(uris))
+        else:
+            matches = []
+        skill_ids = tuple(
+            dict.fromkeys(
+                self.vocabulary.id_of(self._skill_key(match)) for match in matches
+            )
+        )
+        labels = tuple(dict.fromkeys(self.skill_label(match) for match in matches))
+        title = self._occupation_text(vacancy.title, isco_code, occupation)
+        vector = pool_profile_vectors(
+            self.encoder, [list(labels)], [[title] if title else []]
+        )[0]
+        return VacancyProfile(
+            vacancy=vacancy,
+            occupation=occupation,
+            isco_code=isco_code,
+            essential_skill_ids=skill_ids,
+            essential_skill_labels=labels,
+            vector=vector,
+            start_day=vacancy.start_date.toordinal(),
+        )
+
+    def build_vacancies(self, vacancies: Sequence[Vacancy]) -> list[VacancyProfile]:
+        """Build :class:`VacancyProfile` for each vacancy in order."""
+        return [self.build_vacancy(vacancy) for vacancy in vacancies]
+
+
+def pool_profile_vectors(
+    encoder: LabelEncoder,
+    skill_texts: Sequence[Sequence[str]],
+    title_texts: Sequence[Sequence[str]],
+) -> NDArray[np.float32]:
+    """Pool label vectors into one L2-normalised vector per profile.
+
+    Parameters
+    ----------
+    encoder
+        Source of label vectors; each distinct label is embedded once.
+    skill_texts, title_texts
+        Per profile, the skill labels and occupation titles to pool.
+
+    Returns
+    -------
+    ndarray of float32, shape (profiles, dim)
+        ``SKILL_WEIGHT * mean(skills) + TITLE_WEIGHT * mean(titles)``,
+        normalised; a profile with neither is the zero vector.
+    """
+    distinct = sorted(
+        {text for texts in (*skill_texts, *title_texts) for text in texts}
+    )
+    position = {text: index for index, text in enumerate(distinct)}
+    table = (
+        encoder.encode(distinct) if distinct else np.zeros((0, encoder.dim), np.float32)
+    )
+    count = len(skill_texts)
+    pooled = np.zeros((count, encoder.dim), dtype=np.float32)
+    for weight, groups in ((SKILL_WEIGHT, skill_texts), (TITLE_WEIGHT, title_texts)):
+        rows, cols = _membership(groups, position)
+        if not rows.size:
+            continue
+        matrix = sp.csr_array(
+            (np.ones(rows.size, np.float32), (rows, cols)), shape=(count, len(distinct))
+        )
+        sizes = np.maximum(matrix.sum(axis=1), 1.0).astype(np.float32)
+        pooled += weight * (matrix @ table) / sizes[:, None]
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    np.divide(pooled, norms, out=pooled, where=norms > 0)
+    return pooled
+
+
+def _membership(
+    groups: Sequence[Sequence[str]], position: dict[str, int]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    rows = [row for row, texts in enumerate(groups) for _ in dict.fromkeys(texts)]
+    cols = [position[text] for texts in groups for text in dict.fromkeys(texts)]
+    return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+
+
+def _indicator(entries: list[tuple[int, int]], rows: int, cols: int) -> sp.csr_array:
+    if not entries:
+        return sp.csr_array((rows, max(cols, 1)), dtype=np.float32)
+    unique = sorted(set(entries))
+    data = np.ones(len(unique), dtype=np.float32)
+    row_index = np.array([entry[0] for entry in unique], dtype=np.int64)
+    col_index = np.array([entry[1] for entry in unique], dtype=np.int64)
+    return sp.csr_array((data, (row_index, col_index)), shape=(rows, max(cols, 1)))
+
+
+def _language_arrays(
+    registrants: Sequence[Registrant],
+) -> tuple[
+    dict[str, NDArray[np.int64]],
+    dict[str, NDArray[np.int8]],
+    dict[str, NDArray[np.int64]],
+]:
+    rows: dict[str, list[int]] = {}
+    ranks: dict[str, list[int]] = {}
+    days: dict[str, list[int]] = {}
+    for row, registrant in enumerate(registrants):
+        for certificate in registrant.languages:
+            if certificate.test_date is None:
+                # A self-declared level is no evidence for a language minimum.
+                continue
+            rows.setdefault(certificate.language, []).append(row)
+            ranks.setdefault(certificate.language, []).append(certificate.rank)
+            days.setdefault(certificate.language, []).append(
+                certificate.test_date.toordinal()
+            )
+    return (
+        {
+            language: np.array(values, dtype=np.int64)
+            for language, values in rows.items()
+        },
+        {
+            language: np.array(values, dtype=np.int8)
+            for language, values in ranks.items()
+        },
+        {
+            language: np.array(values, dtype=np.int64)
+            for language, values in days.items()
+        },
+    )
+
+
+def _qualification_arrays(
+    registrants: Sequence[Registrant],
+) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.str_], NDArray[np.str_]]:
+    rows: list[int] = []
+    levels: list[int] = []
+    fields: list[str] = []
+    countries: list[str] = []
+    for row, registrant in enumerate(registrants):
+        for qualification in registrant.qualifications:
+            rows.append(row)
+            levels.append(qualification.level)
+            fields.append(normalise_field(qualification.field))
+            countries.append(qualification.issuing_country)
+    return (
+        np.array(rows, dtype=np.int64),
+        np.array(levels, dtype=np.int8),
+        np.array(fields, dtype=object).astype(str)
+        if fields
+        else np.array([], dtype="<U1"),
+        np.array(countries, dtype="<U2"),
+    )
+
+
+def normalise_field(text: str) -> str:
+    """Return a field-of-study name in the form recognition tables compare."""
+    return " ".join(text.lower().split())
+
+
+RECOGNITION_RANK = {
+    state: rank for rank, state in enumerate(reversed(RECOGNITION_STATES))
+}
+
+
+def day_of(value: dt.date) -> int:
+    """Return the proleptic Gregorian ordinal of a date."""
+    return value.toordinal()
