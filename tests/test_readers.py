@@ -56,16 +56,38 @@ def test_registrant_csv_good_row_parsed() -> None:
 @pytest.mark.parametrize(
     ("row", "field", "fragment"),
     [
-        ("AG1,R2,ZZ,F,1990,,,,,2026-01-01,true\n", "origin", "'ZZ' is not an ISO 3166-1"),
-        ("AG1,R2,NP,F,1990,,,en:D1,,2026-01-01,true\n", "languages.0.level", "'D1' is not a CEFR level"),
-        ("AG1,R2,NP,F,1990,7115=-1,,,,2026-01-01,true\n", "occupations.0.years_experience", "greater than or equal to 0"),
+        (
+            "AG1,R2,ZZ,F,1990,,,,,2026-01-01,true\n",
+            "origin",
+            "'ZZ' is not an ISO 3166-1",
+        ),
+        (
+            "AG1,R2,NP,F,1990,,,en:D1,,2026-01-01,true\n",
+            "languages.0.level",
+            "'D1' is not a CEFR level",
+        ),
+        (
+            "AG1,R2,NP,F,1990,7115=-1,,,,2026-01-01,true\n",
+            "occupations.0.years_experience",
+            "greater than or equal to 0",
+        ),
         ("AG1,R2,NP,F,1990,,,,,2026-13-01,true\n", "available_from", "2026-13-01"),
-        ("AG1,R2,NP,F,1990,,,,,2026-01-01,perhaps\n", "consent", "expected true or false"),
+        (
+            "AG1,R2,NP,F,1990,,,,,2026-01-01,perhaps\n",
+            "consent",
+            "expected true or false",
+        ),
         ("AG1,R2,NP,F,2024,,,,,2026-01-01,true\n", None, "birth_year 2024"),
-        ("AG1,R2,NP,F,1990,,,en,,2026-01-01,true\n", "languages", "expected 'language:level"),
+        (
+            "AG1,R2,NP,F,1990,,,en,,2026-01-01,true\n",
+            "languages",
+            "expected 'language:level",
+        ),
     ],
 )
-def test_registrant_csv_bad_value_named(row: str, field: str | None, fragment: str) -> None:
+def test_registrant_csv_bad_value_named(
+    row: str, field: str | None, fragment: str
+) -> None:
     items = _registrant_items((HEADER + row).encode())
     errors = _errors(items)
     assert len(errors) == 1
@@ -214,7 +236,9 @@ def test_agreements_json_array_accepted(tmp_path: Path) -> None:
         "sectors": ["C"],
     }
     path = tmp_path / "agreements.json"
-    path.write_text(json.dumps([agreement, {**agreement, "id": "AGR-2", "origin": "VN"}]))
+    path.write_text(
+        json.dumps([agreement, {**agreement, "id": "AGR-2", "origin": "VN"}])
+    )
     agreements = read_all(path, iter_agreements)
     assert [item.id for item in agreements] == ["AGR-NP-KR", "AGR-2"]
 
