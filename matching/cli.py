@@ -381,9 +381,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"Vacancies left short: {len(short)} of {len(summary['shortlists'])}")
     for entry in short[:5]:
-        lines.append(
-            f"  {entry['vacancy_id']}: {entry['unfilled']['missing']} missing, {entry['unfilled']['reason']}"
-        )
+        reason = entry["unfilled"]["reason"]
+        codes = "+".join(reason["codes"]) if isinstance(reason, dict) else str(reason)
+        missing = entry["unfilled"]["missing"]
+        lines.append(f"  {entry['vacancy_id']}: {missing} missing, binding: {codes}")
     return "\n".join(lines)
 
 

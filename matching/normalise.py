@@ -29,16 +29,18 @@ reused across calls.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process, utils
+from rapidfuzz.distance import OSA
 
 from matching.embedding import LabelEncoder, normalise_label
 from matching.taxonomy import Occupation, Skill, Taxonomy
@@ -83,6 +85,20 @@ _SEMANTIC_CONCEPTS = 8
 _CDIST_CHUNK = 256
 
 _LABEL_PRIORITY = {"preferred": 0, "alt": 1, "hidden": 2}
+
+# Confidence of a text mapped by the spelling fast path: one edit per word
+# away from a label, so just below an exact match.
+SPELLING_CONFIDENCE = 0.95
+# Only words of at least this many characters that are not in the label
+# vocabulary are corrected. Shorter words have too many neighbours one edit
+# away ("ail" is one edit from "aid", "air", "all", "mail", ...).
+_MIN_CORRECTED_WORD = 4
+# Corrected phrases tried per text when several words have candidates.
+_MAX_SPELLING_PHRASES = 32
+# A known word, or one shorter than _MIN_CORRECTED_WORD, is replaced only in
+# texts of at least this many characters. There one edit keeps the rapidfuzz
+# QRatio at 0.88 or more, which maps on the full path too (_SPELLING_MARGIN).
+_MIN_EDITED_PHRASE = 9
 
 # Words that job ads wrap around a skill or title but that no ESCO label needs.
 # They are removed from the search text only, never from exact matching, and a
@@ -193,6 +209,7 @@ class _LabelIndex:
             tuple(owners) for owners in processed.values()
         ]
         self._semantic_matrix: NDArray[np.float32] | None = None
+        self._spelling: _SpellingIndex | None = None
         logger.debug(
             "indexed %d concepts, %d exact keys, %d fuzzy choices in %.2f s",
             len(self.uris),
@@ -200,6 +217,25 @@ class _LabelIndex:
             len(self.choices),
             time.perf_counter() - started,
         )
+
+    @property
+    def spelling(self) -> _SpellingIndex:
+        """Spelling correction over the words of this kind's labels, built on first use."""
+        if self._spelling is None:
+            self._spelling = _SpellingIndex(self.exact)
+        return self._spelling
+
+    def correct_spelling(self, key: str) -> int | None:
+        """Return the concept whose label ``key`` misspells by one edit per word."""
+        for phrase in itertools.chain(
+            self.spelling.corrected_phrases(key),
+            _boundary_swaps(key),
+            self.spelling.one_word_edits(key),
+        ):
+            owners = self.exact.get(phrase)
+            if owners:
+                return _pick_exact_owner(self, phrase, owners)
+        return None
 
     def semantic_matrix(
         self, encoder: LabelEncoder, *, show_progress: bool = False
@@ -210,6 +246,108 @@ class _LabelIndex:
                 self.preferred, show_progress=show_progress
             )
         return self._semantic_matrix
+
+
+class _SpellingIndex:
+    """Word-level spelling correction over the words of one kind's labels.
+
+    A SymSpell-style index for edit distance 1: every vocabulary word, and
+    every string made by deleting one character from it, points back to the
+    word. A misspelt word finds its candidates by looking itself and its own
+    single deletions up. That covers an inserted, deleted or substituted
+    character, and an adjacent transposition ("wlder" and "welder" share
+    "wder"). Candidates are then checked with the optimal string alignment
+    distance, which counts a transposition as one edit.
+    """
+
+    def __init__(self, label_keys: Iterable[str]) -> None:
+        started = time.perf_counter()
+        counts: dict[str, int] = {}
+        for key in label_keys:
+            for word in key.split(" "):
+                counts[word] = counts.get(word, 0) + 1
+        self.frequency = counts
+        # Most frequent first, so each lookup list is already in tie order.
+        by_frequency = sorted(counts, key=lambda word: (-counts[word], word))
+        lookup: dict[str, list[str]] = {}
+        for word in by_frequency:
+            for variant in dict.fromkeys((word, *_single_deletions(word))):
+                lookup.setdefault(variant, []).append(word)
+        self._lookup = {variant: tuple(words) for variant, words in lookup.items()}
+        logger.debug(
+            "indexed %d label words, %d lookup keys in %.2f s",
+            len(counts),
+            len(self._lookup),
+            time.perf_counter() - started,
+        )
+
+    def candidates(self, word: str) -> list[str]:
+        """Return the vocabulary words one edit from ``word``, most frequent first."""
+        found: dict[str, None] = {}
+        for variant in (word, *_single_deletions(word)):
+            for candidate in self._lookup.get(variant, ()):
+                if candidate != word and (
+                    OSA.distance(word, candidate, score_cutoff=1) <= 1
+                ):
+                    found[candidate] = None
+        return sorted(found, key=lambda candidate: (-self.frequency[candidate], candidate))
+
+    def corrected_phrases(self, key: str) -> Iterator[str]:
+        """Yield spellings of ``key`` with its unknown words corrected, best first.
+
+        Only words not in the vocabulary and of at least
+        ``_MIN_CORRECTED_WORD`` characters are replaced. Nothing is yielded
+        when no word needs correcting or an unknown word has no candidate.
+        """
+        options: list[list[str]] = []
+        corrected = False
+        for word in key.split(" "):
+            if word in self.frequency or len(word) < _MIN_CORRECTED_WORD:
+                options.append([word])
+                continue
+            candidates = self.candidates(word)
+            if not candidates:
+                return
+            options.append(candidates)
+            corrected = True
+        if not corrected:
+            return
+        phrases = itertools.product(*options)
+        for words in itertools.islice(phrases, _MAX_SPELLING_PHRASES):
+            yield " ".join(words)
+
+    def one_word_edits(self, key: str) -> Iterator[str]:
+        """Yield ``key`` with any one word replaced by a word one edit away.
+
+        Catches the typos that :meth:`corrected_phrases` leaves alone: in a
+        short word ("fo" for "of"), or one that makes another vocabulary word
+        ("fed" for "feed"). Nothing is yielded for keys shorter than
+        ``_MIN_EDITED_PHRASE`` characters, where one edit changes too much.
+        """
+        if len(key) < _MIN_EDITED_PHRASE:
+            return
+        words = key.split(" ")
+        for position, word in enumerate(words):
+            for candidate in self.candidates(word):
+                yield " ".join([*words[:position], candidate, *words[position + 1 :]])
+
+
+def _single_deletions(word: str) -> list[str]:
+    return [word[:position] + word[position + 1 :] for position in range(len(word))]
+
+
+def _boundary_swaps(key: str) -> Iterator[str]:
+    """Yield ``key`` with each character next to a non-alphanumeric one swapped.
+
+    Undoes a transposition across a word boundary ("wel dmetal"), which the
+    word-level correction cannot see.
+    """
+    for position in range(len(key) - 1):
+        first, second = key[position], key[position + 1]
+        if first == second or (first.isalnum() and second.isalnum()):
+            continue
+        swapped = key[:position] + second + first + key[position + 2 :]
+        yield normalise_label(swapped)
 
 
 class Normaliser:
@@ -490,8 +628,12 @@ class Normaliser:
         index = self._index(kind)
         memo = self._memo[kind]
         searched: list[str] = []
+        # A threshold above the fast path's confidence turns the fast path off.
+        use_spelling = SPELLING_CONFIDENCE >= self._threshold(kind)
         for key, text in pending:
             decided = self._decide_without_search(index, text, key)
+            if decided is None and use_spelling:
+                decided = _decide_by_spelling(index, key)
             if decided is not None:
                 memo[key] = decided
             elif not _search_texts(kind, key)[0]:
@@ -605,6 +747,16 @@ class Normaliser:
                 candidates[concept] = (min(max(fused, spelled, 0.0), 1.0), by_search)
             results.append(candidates)
         return results
+
+
+def _decide_by_spelling(index: _LabelIndex, key: str) -> _Decision | None:
+    """Return the spelling fast path's decision, or None when it finds no label."""
+    concept = index.correct_spelling(key)
+    if concept is None:
+        return None
+    return _Decision(
+        index.uris[concept], index.preferred[concept], SPELLING_CONFIDENCE, "fuzzy"
+    )
 
 
 def _search_texts(kind: str, key: str) -> tuple[str, str]:
