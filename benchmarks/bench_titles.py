@@ -23,7 +23,7 @@ figure. The ``all`` rows cover the whole file.
 Run, for example::
 
     python benchmarks/bench_titles.py                # about 10 minutes on 2 cores
-    python benchmarks/bench_titles.py --limit 500    # 500 rows of each half
+    python benchmarks/bench_titles.py --limit 500    # 500 sampled rows of each half
     python benchmarks/bench_titles.py --write        # also write benchmarks/results/titles.md
 """
 
@@ -92,7 +92,9 @@ def load_titles(taxonomy: Taxonomy, path: Path = TITLES_FILE) -> TitleSet:
     dropped = 0
     with gzip.open(path, "rt", encoding="utf-8", newline="") as stream:
         for row in csv.DictReader(stream):
-            uri = by_label.get(normalise_label(row["esco_occupation_preferred_label_v1_0_5"]))
+            uri = by_label.get(
+                normalise_label(row["esco_occupation_preferred_label_v1_0_5"])
+            )
             if uri is None or not row["job_title"].strip():
                 dropped += 1
                 continue
@@ -102,13 +104,19 @@ def load_titles(taxonomy: Taxonomy, path: Path = TITLES_FILE) -> TitleSet:
 
 
 def split_halves(count: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Return the row positions of the tuning half and the held-out half."""
+    """Return the row positions of the tuning half and the held-out half.
+
+    Each half is in shuffled order, so its first N rows are a random sample:
+    the file is sorted by label, and its first rows would cover few labels.
+    """
     order = np.random.default_rng(seed).permutation(count)
     middle = count // 2
-    return np.sort(order[:middle]), np.sort(order[middle:])
+    return order[:middle], order[middle:]
 
 
-def score_rankings(rankings: Sequence[Ranking], truth: Sequence[str], seconds: float) -> Scores:
+def score_rankings(
+    rankings: Sequence[Ranking], truth: Sequence[str], seconds: float
+) -> Scores:
     """Return top-1, top-5 and MRR@10 of rankings against the true URIs."""
     reciprocal = []
     top1 = top5 = 0
@@ -119,7 +127,9 @@ def score_rankings(rankings: Sequence[Ranking], truth: Sequence[str], seconds: f
         top5 += 1 <= rank <= 5
         reciprocal.append(1.0 / rank if rank else 0.0)
     count = len(truth)
-    return Scores(count, top1 / count, top5 / count, float(np.mean(reciprocal)), seconds)
+    return Scores(
+        count, top1 / count, top5 / count, float(np.mean(reciprocal)), seconds
+    )
 
 
 class LabelTable:
@@ -158,10 +168,16 @@ def rank_rapidfuzz(titles: Sequence[str], table: LabelTable) -> list[Ranking]:
     for start in range(0, len(queries), 256):
         chunk = queries[start : start + 256]
         first_pass = process.cdist(
-            chunk, table.processed, scorer=fuzz.token_sort_ratio, dtype=np.uint8, workers=-1
+            chunk,
+            table.processed,
+            scorer=fuzz.token_sort_ratio,
+            dtype=np.uint8,
+            workers=-1,
         )
         for query, scores in zip(chunk, first_pass, strict=True):
-            shortlist = np.argpartition(scores, -RAPIDFUZZ_SHORTLIST)[-RAPIDFUZZ_SHORTLIST:]
+            shortlist = np.argpartition(scores, -RAPIDFUZZ_SHORTLIST)[
+                -RAPIDFUZZ_SHORTLIST:
+            ]
             label_scores = np.full(len(table.labels), -np.inf)
             for label in shortlist:
                 label_scores[label] = fuzz.WRatio(query, table.processed[label])
@@ -184,7 +200,10 @@ def rank_embedding(
 
 def rank_product(titles: Sequence[str], normaliser: Normaliser) -> list[Ranking]:
     """Rank occupations with ``Normaliser.rank_occupations``."""
-    return [[uri for uri, _ in normaliser.rank_occupations(title, k=TOP_K)] for title in titles]
+    return [
+        [uri for uri, _ in normaliser.rank_occupations(title, k=TOP_K)]
+        for title in titles
+    ]
 
 
 def machine_line() -> str:
@@ -230,7 +249,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--limit",
         type=int,
         default=None,
-        help="evaluate only the first N rows of each half (default: all rows)",
+        help="evaluate a seeded sample of N rows of each half (default: all rows)",
     )
     parser.add_argument(
         "--methods",

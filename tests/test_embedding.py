@@ -15,11 +15,14 @@ from matching.embedding import (
     MODEL_NAME,
     LabelEncoder,
     default_model_path,
+    default_seed_path,
     load_sentence_model,
     normalise_label,
+    read_label_vectors,
+    write_label_vectors,
 )
 from matching.exceptions import ModelLoadError
-from matching.taxonomy import TAXONOMY_VERSION
+from matching.taxonomy import TAXONOMY_VERSION, Taxonomy
 
 LABELS = [
     "care for the elderly",
@@ -27,6 +30,8 @@ LABELS = [
     "Python",
     "drive a forklift truck",
 ]
+# ESCO preferred labels, so the shipped seed contains their vectors.
+SEED_LABELS = ["software developer", "manage musical staff", "hairdresser"]
 
 
 @pytest.fixture(scope="module")
@@ -233,9 +238,137 @@ def test_cache_merges_many_shards(
 ) -> None:
     monkeypatch.setattr(embedding, "MAX_SHARDS", 2)
     encoder = LabelEncoder(model, cache_dir=tmp_path)
+    encoder.encode(SEED_LABELS)
     expected = np.concatenate([encoder.encode([label]) for label in LABELS])
     assert len(_shards(encoder)) <= 2
+    # The merge rewrites the vectors in the encoder's memory, except seed vectors.
+    merged_labels = {
+        str(label)
+        for shard in _shards(encoder)
+        for label in np.load(shard, allow_pickle=False)["labels"]
+    }
+    assert merged_labels.isdisjoint(SEED_LABELS)
 
     reader = LabelEncoder(cache_dir=tmp_path)
     assert np.array_equal(reader.encode(LABELS), expected)
     assert not reader.is_model_loaded
+
+
+def test_seed_file_covers_taxonomy(taxonomy: Taxonomy) -> None:
+    seed = read_label_vectors(default_seed_path())
+    assert seed.model_name == MODEL_NAME
+    assert seed.taxonomy_version == TAXONOMY_VERSION
+    assert seed.vectors.dtype == np.float16
+    assert seed.vectors.shape == (len(seed.labels), 384)
+    assert list(seed.labels) == sorted(seed.labels)
+    keys = set(seed.labels)
+    for concept in (*taxonomy.skills.values(), *taxonomy.occupations.values()):
+        assert normalise_label(concept.preferred_label) in keys, concept.uri
+    for occupation in taxonomy.occupations.values():
+        for label in occupation.alt_labels:
+            assert normalise_label(label) in keys, occupation.uri
+
+
+def test_seed_encodes_without_model(tmp_path: Path) -> None:
+    encoder = LabelEncoder(cache_dir=tmp_path)
+    vectors = encoder.encode(SEED_LABELS)
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert encoder.dim == 384
+    assert not encoder.is_model_loaded
+    # Seed vectors stay out of the disk cache.
+    assert not encoder.cache_path or not list(encoder.cache_path.glob("shard-*"))
+
+
+def test_seed_close_to_model(model: SentenceTransformer) -> None:
+    seeded = LabelEncoder(model).encode(SEED_LABELS)
+    direct = LabelEncoder(model, use_seed=False).encode(SEED_LABELS)
+    cosines = np.einsum("ij,ij->i", seeded, direct)
+    assert cosines.min() > 0.9999
+
+
+def test_seed_off_reads_no_seed() -> None:
+    encoder = LabelEncoder(use_seed=False)
+    assert encoder.seed_path is None
+    assert encoder.seed_count == 0
+    assert not encoder.in_seed("software developer")
+
+
+def test_seed_lookup_helpers() -> None:
+    encoder = LabelEncoder()
+    assert encoder.seed_path == default_seed_path()
+    assert encoder.in_seed("  Software   DEVELOPER ")
+    assert not encoder.in_seed("inspect welds")
+    assert encoder.seed_count > 45_000
+
+
+def test_seed_path_missing_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        LabelEncoder(seed_path=tmp_path / "missing.npz")
+
+
+def test_seed_default_missing_ignored() -> None:
+    encoder = LabelEncoder(taxonomy_version="esco-9.9.9")
+    assert encoder.seed_path is None
+
+
+def test_write_label_vectors_deterministic(tmp_path: Path) -> None:
+    generator = np.random.default_rng(0)
+    vectors = generator.standard_normal((3, 8)).astype(np.float32)
+    labels = ["weld", "cook", "drive a bus"]
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    for path in (first, second):
+        write_label_vectors(path, labels, vectors, model_name="m", taxonomy_version="t")
+    assert first.read_bytes() == second.read_bytes()
+
+    seed = read_label_vectors(first)
+    assert seed.labels == ("cook", "drive a bus", "weld")
+    np.testing.assert_array_equal(seed.vectors, vectors[[1, 2, 0]].astype(np.float16))
+    assert (seed.model_name, seed.taxonomy_version) == ("m", "t")
+
+
+def test_write_label_vectors_rejects_raw_label(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a normalised key"):
+        write_label_vectors(
+            tmp_path / "seed.npz",
+            ["Weld "],
+            np.zeros((1, 4)),
+            model_name="m",
+            taxonomy_version="t",
+        )
+
+
+def test_seed_other_model_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "seed.npz"
+    write_label_vectors(
+        path,
+        ["weld"],
+        np.ones((1, 384)),
+        model_name="other-model",
+        taxonomy_version=TAXONOMY_VERSION,
+    )
+    encoder = LabelEncoder(seed_path=path)
+    with pytest.raises(ModelLoadError, match="other-model"):
+        encoder.encode(["weld"])
+
+
+def test_seed_unreadable_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "seed.npz"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        LabelEncoder(seed_path=path).encode(["weld"])
+
+
+def test_encoder_num_threads_restored(model: SentenceTransformer) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    encoder = LabelEncoder(model, use_seed=False, num_threads=1)
+    encoder.encode(["inspect welds"])
+    assert torch.get_num_threads() == before
+
+
+def test_encoder_rejects_bad_num_threads() -> None:
+    with pytest.raises(ValueError, match="num_threads is 0"):
+        LabelEncoder(num_threads=0)

@@ -10,7 +10,7 @@ import pytest
 from matching.embedding import LabelEncoder, load_sentence_model
 from matching.normalise import SPELLING_CONFIDENCE, ConceptMatch, Normaliser
 from matching.synth import _misspell
-from matching.taxonomy import Taxonomy, load_taxonomy
+from matching.taxonomy import Taxonomy
 
 SOFTWARE_DEVELOPER = (
     "http://data.europa.eu/esco/occupation/f2b15a0e-e65a-438a-affb-29b9d50b77d1"
@@ -31,11 +31,6 @@ NONSENSE = ["qwzx blorft", "asdfgh", "zzxq vvbn plomf"]
 
 
 @pytest.fixture(scope="module")
-def taxonomy() -> Taxonomy:
-    return load_taxonomy()
-
-
-@pytest.fixture(scope="module")
 def encoder() -> LabelEncoder:
     return LabelEncoder(load_sentence_model())
 
@@ -43,6 +38,12 @@ def encoder() -> LabelEncoder:
 @pytest.fixture(scope="module")
 def normaliser(taxonomy: Taxonomy, encoder: LabelEncoder) -> Normaliser:
     return Normaliser(taxonomy, encoder)
+
+
+@pytest.fixture(scope="module")
+def strict(taxonomy: Taxonomy, encoder: LabelEncoder) -> Normaliser:
+    """A normaliser whose thresholds leave every search result unmapped."""
+    return Normaliser(taxonomy, encoder, skill_threshold=1.0, occupation_threshold=0.99)
 
 
 def _skill_uri(taxonomy: Taxonomy, preferred_label: str) -> str:
@@ -221,10 +222,7 @@ def test_normaliser_rejects_bad_weights(
         Normaliser(taxonomy, encoder, **{name: 1.5})
 
 
-def test_threshold_one_leaves_fuzzy_unmapped(
-    taxonomy: Taxonomy, encoder: LabelEncoder
-) -> None:
-    strict = Normaliser(taxonomy, encoder, skill_threshold=1.0)
+def test_threshold_one_leaves_fuzzy_unmapped(strict: Normaliser) -> None:
     match = strict.map_skill("comunicate with custmers")
     assert match.method == "unmapped"
     assert 0.5 < match.confidence < 1.0
@@ -279,27 +277,61 @@ def test_rank_occupations_rejects_bad_k(normaliser: Normaliser) -> None:
         normaliser.rank_occupations("cook", k=0)
 
 
-def test_semantic_search_proposes_concepts(
-    taxonomy: Taxonomy, encoder: LabelEncoder
+def test_semantic_search_proposes_skills(
+    taxonomy: Taxonomy, encoder: LabelEncoder, normaliser: Normaliser
 ) -> None:
-    # Service and sales workers only (ISCO major group 5, 205 occupations), so
-    # the preferred labels embed in a few seconds.
-    uris = taxonomy.occupations_in_isco("5")
-    small = Taxonomy(
-        taxonomy.version,
-        {uri: taxonomy.occupations[uri] for uri in uris},
-        {},
-        taxonomy.isco_groups,
-        {},
-        {},
-    )
-    lexical_only = Normaliser(small, encoder).map_occupation("person who cuts hair")
-    semantic = Normaliser(small, encoder, semantic_search=True).map_occupation(
-        "person who cuts hair"
-    )
+    # The skills' preferred-label vectors come from the shipped seed.
+    text = "talking to clients on the phone"
+    lexical_only = normaliser.map_skill(text)
+    semantic = Normaliser(taxonomy, encoder, semantic_search=True).map_skill(text)
     assert lexical_only.method == "unmapped"
     assert semantic.method == "semantic"
-    assert semantic.label == "hairdresser"
+    assert semantic.label == "communicate by telephone"
+
+
+def test_map_occupation_paraphrase(normaliser: Normaliser) -> None:
+    match = normaliser.map_occupation("person who cuts hair")
+    assert match.label == "hairdresser"
+    assert match.confidence >= normaliser.occupation_threshold
+
+
+@pytest.mark.parametrize(
+    ("title", "label"),
+    [
+        # Job-ad titles from fixtures/reference/jobbert_job_titles_val.csv.gz
+        # with the occupation they are labelled with; none is an ESCO label.
+        ("Data Analyst (FMCG Sector)", "data analyst"),
+        ("Kitchen Helper Moktis Alor Setar", "kitchen assistant"),
+        ("Restaurant Operations Manager", "restaurant manager"),
+        ("Oracle SQL Developer", "database developer"),
+        ("Lorry Driver Needed", "cargo vehicle driver"),
+        ("Mobile Developer (Java/Kotlin)", "mobile application developer"),
+    ],
+)
+def test_rank_occupations_job_ad_titles(
+    taxonomy: Taxonomy, normaliser: Normaliser, title: str, label: str
+) -> None:
+    ranked = normaliser.rank_occupations(title, k=10)
+    assert taxonomy.occupations[ranked[0][0]].preferred_label == label
+    match = normaliser.map_occupation(title)
+    assert match.uri == ranked[0][0]
+    assert match.confidence == ranked[0][1]
+
+
+def test_rank_occupations_scores_sum_below_one(normaliser: Normaliser) -> None:
+    # Scores are softmax probabilities over all occupations.
+    ranked = normaliser.rank_occupations("night shift bread maker", k=50)
+    scores = [score for _, score in ranked]
+    assert len(ranked) == 50
+    assert scores == sorted(scores, reverse=True)
+    assert 0.0 < sum(scores) <= 1.0 + 1e-6
+
+
+def test_map_occupation_threshold_unmaps(strict: Normaliser) -> None:
+    match = strict.map_occupation("Restaurant Operations Manager")
+    assert match.method == "unmapped"
+    assert match.uri is None
+    assert 0.0 < match.confidence < 0.99
 
 
 @pytest.mark.parametrize(
@@ -374,9 +406,6 @@ def test_spelling_fast_path_synthetic_typos(
     assert correct >= 285
 
 
-def test_spelling_fast_path_off_above_threshold(
-    taxonomy: Taxonomy, encoder: LabelEncoder
-) -> None:
-    strict = Normaliser(taxonomy, encoder, skill_threshold=0.97)
+def test_spelling_fast_path_off_above_threshold(strict: Normaliser) -> None:
     match = strict.map_skill("comunicate with customers")
     assert match.confidence != SPELLING_CONFIDENCE
