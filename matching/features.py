@@ -90,7 +90,8 @@ class RegistrantFeatures:
     qualification_row, qualification_level, qualification_field, qualification_country
         Flat arrays over every qualification.
     skill_matches, occupation_matches
-        Normalisation outcome per registrant, kept for explanations.
+        Normalisation outcome per registrant, kept for explanations; an empty
+        tuple when the features were generated as arrays, without records.
     """
 
     keys: tuple[str, ...]
@@ -117,6 +118,98 @@ class RegistrantFeatures:
         """Number of registrants."""
         return len(self.keys)
 
+    def take(self, rows: NDArray[np.int64]) -> RegistrantFeatures:
+        """Return the features of some registrants, renumbered in the order given.
+
+        Parameters
+        ----------
+        rows
+            (K,) int64 rows to keep; row ``rows[i]`` becomes row ``i``.
+
+        Returns
+        -------
+        RegistrantFeatures
+            K registrants. Eligibility and scores computed on it equal those
+            of the same registrants in the whole batch.
+
+        Notes
+        -----
+        Language and qualification entries are found by binary search, so a
+        call costs O(K log N) plus the sparse row slices, not O(N). That needs
+        their row arrays in ascending order, which both
+        :meth:`FeatureBuilder.build_registrants` and the array generator in
+        :mod:`matching.synth` produce.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1:
+            raise ValueError(f"rows has shape {rows.shape}, but it must be 1-D")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.count):
+            raise ValueError(
+                f"rows must index the {self.count} registrants (0 to "
+                f"{self.count - 1}); got values from {int(rows.min())} to "
+                f"{int(rows.max())}"
+            )
+        language_rows: dict[str, NDArray[np.int64]] = {}
+        language_rank: dict[str, NDArray[np.int8]] = {}
+        language_test_day: dict[str, NDArray[np.int64]] = {}
+        for language, entry_rows in self.language_rows.items():
+            entries, new_rows = _entries_of_rows(entry_rows, rows)
+            language_rows[language] = new_rows
+            language_rank[language] = self.language_rank[language][entries]
+            language_test_day[language] = self.language_test_day[language][entries]
+        qualifications, qualification_row = _entries_of_rows(
+            self.qualification_row, rows
+        )
+        row_list = rows.tolist()
+        return RegistrantFeatures(
+            keys=tuple(self.keys[row] for row in row_list),
+            origin=self.origin[rows],
+            consent=self.consent[rows],
+            available_from=self.available_from[rows],
+            vectors=self.vectors[rows],
+            skills=self.skills[rows],
+            isco={level: matrix[rows] for level, matrix in self.isco.items()},
+            isco_columns=self.isco_columns,
+            minor_years=self.minor_years[rows],
+            language_rows=language_rows,
+            language_rank=language_rank,
+            language_test_day=language_test_day,
+            qualification_row=qualification_row,
+            qualification_level=self.qualification_level[qualifications],
+            qualification_field=self.qualification_field[qualifications],
+            qualification_country=self.qualification_country[qualifications],
+            skill_matches=_take_tuple(self.skill_matches, row_list),
+            occupation_matches=_take_tuple(self.occupation_matches, row_list),
+        )
+
+
+def _entries_of_rows(
+    entry_rows: NDArray[np.int64], rows: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Find the entries of ascending ``entry_rows`` that belong to ``rows``.
+
+    Returns the entry positions and, per entry, the position of its row in
+    ``rows``.
+    """
+    first = np.searchsorted(entry_rows, rows, side="left")
+    last = np.searchsorted(entry_rows, rows, side="right")
+    counts = last - first
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
+    return np.repeat(first, counts) + offsets, owner
+
+
+def _take_tuple(
+    values: tuple[tuple[ConceptMatch, ...], ...], rows: list[int]
+) -> tuple[tuple[ConceptMatch, ...], ...]:
+    # Features built from arrays carry no normalisation outcome at all.
+    if not values:
+        return ()
+    return tuple(values[row] for row in rows)
+
 
 @dataclass(frozen=True)
 class VacancyProfile:
@@ -134,6 +227,30 @@ class VacancyProfile:
     def id(self) -> str:
         """The vacancy id."""
         return self.vacancy.id
+
+
+def isco_level_columns(taxonomy: Taxonomy) -> dict[int, dict[str, int]]:
+    """Number the ISCO-08 groups of each level, in code order.
+
+    Parameters
+    ----------
+    taxonomy
+        Reference data holding the ISCO-08 groups.
+
+    Returns
+    -------
+    dict of int to dict of str to int
+        For each level in ``ISCO_LEVELS`` (digits kept), group code to column.
+    """
+    return {
+        level: {
+            code: position
+            for position, code in enumerate(
+                sorted(c for c in taxonomy.isco_groups if len(c) == level)
+            )
+        }
+        for level in ISCO_LEVELS
+    }
 
 
 class FeatureBuilder:
@@ -156,21 +273,8 @@ class FeatureBuilder:
         self.normaliser = normaliser
         self.encoder = encoder
         self.vocabulary = SkillVocabulary()
-        self._minor_columns: dict[str, int] = {
-            code: position
-            for position, code in enumerate(
-                sorted(c for c in taxonomy.isco_groups if len(c) == 3)
-            )
-        }
-        self._level_columns: dict[int, dict[str, int]] = {
-            level: {
-                code: position
-                for position, code in enumerate(
-                    sorted(c for c in taxonomy.isco_groups if len(c) == level)
-                )
-            }
-            for level in ISCO_LEVELS
-        }
+        self._level_columns = isco_level_columns(taxonomy)
+        self._minor_columns: dict[str, int] = self._level_columns[3]
 
     def skill_label(self, match: ConceptMatch) -> str:
         """Return the text that stands for a skill: its ESCO label, else the raw text."""

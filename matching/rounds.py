@@ -148,7 +148,7 @@ class CandidatePairs:
     score: NDArray[np.float64]
     components: dict[str, NDArray[np.float64]]
     recognition: NDArray[np.int8]
-    language_margin: list[dict[str, int]]
+    language_margin: Sequence[dict[str, int]]
     cells: sp.csr_array
 
 

@@ -28,13 +28,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import string
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
 
+from matching.embedding import LabelEncoder
+from matching.features import (
+    ISCO_LEVELS,
+    SKILL_WEIGHT,
+    TITLE_WEIGHT,
+    RegistrantFeatures,
+    VacancyProfile,
+    isco_level_columns,
+    normalise_field,
+)
 from matching.models import (
+    MAX_EXPERIENCE_YEARS,
     BilateralAgreement,
     LanguageCertificate,
     LanguageRequirement,
@@ -45,7 +59,11 @@ from matching.models import (
     Registrant,
     Vacancy,
 )
+from matching.normalise import ConceptMatch
 from matching.taxonomy import Occupation, Taxonomy
+
+if TYPE_CHECKING:
+    from matching.rounds import RoundConfig
 
 # ISCO-08 unit groups on the EURES 2022 top-20 shortage list, with a weight
 # falling with rank, and the ISIC section their vacancies are posted in.
@@ -321,28 +339,7 @@ class _Generator:
     def _occupation_weights(
         self, programme: Programme
     ) -> tuple[list[tuple[str, str]], np.ndarray]:
-        """Shortage occupations open in a programme, weighted by rank and sector share."""
-        ranked = [
-            (code, sector)
-            for code, sector in SHORTAGE_OCCUPATIONS
-            if code in self.occupations_by_isco
-        ]
-        rank_weight = 1.0 / np.arange(1, len(ranked) + 1) ** 0.6
-        total_quota = sum(programme.sector_quota.values())
-        options: list[tuple[str, str]] = []
-        weights: list[float] = []
-        for (code, sector), weight in zip(ranked, rank_weight, strict=True):
-            if sector not in programme.sectors:
-                continue
-            share = (
-                programme.sector_quota.get(sector, 0) / total_quota
-                if total_quota
-                else 1.0
-            )
-            options.append((code, sector))
-            weights.append(weight * max(share, 0.02))
-        array = np.array(weights)
-        return options, array / array.sum()
+        return _shortage_options(self.occupations_by_isco, programme)
 
     def _vacancies(self) -> tuple[list[Vacancy], dict[str, str], dict[str, int]]:
         programme_weights = np.array([programme.weight for programme in PROGRAMMES])
@@ -654,16 +651,33 @@ class _Generator:
     def _recognition(
         self, origin: str, programme: Programme
     ) -> tuple[RecognitionRule, ...]:
-        if "Q" not in programme.sectors:
-            return ()
-        return (
-            RecognitionRule(
-                isco_prefix="222", field=NURSING_FIELD, min_level=6, state="recognised"
-            ),
-            RecognitionRule(
-                isco_prefix="222", field=NURSING_FIELD, min_level=5, state="partial"
-            ),
+        return _recognition_rules(programme)
+
+
+def _shortage_options(
+    open_codes: Collection[str], programme: Programme
+) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Shortage occupations open in a programme, weighted by rank and sector share.
+
+    ``open_codes`` are the ISCO unit groups that have ESCO occupations.
+    """
+    ranked = [
+        (code, sector) for code, sector in SHORTAGE_OCCUPATIONS if code in open_codes
+    ]
+    rank_weight = 1.0 / np.arange(1, len(ranked) + 1) ** 0.6
+    total_quota = sum(programme.sector_quota.values())
+    options: list[tuple[str, str]] = []
+    weights: list[float] = []
+    for (code, sector), weight in zip(ranked, rank_weight, strict=True):
+        if sector not in programme.sectors:
+            continue
+        share = (
+            programme.sector_quota.get(sector, 0) / total_quota if total_quota else 1.0
         )
+        options.append((code, sector))
+        weights.append(weight * max(share, 0.02))
+    array = np.array(weights)
+    return options, array / array.sum()
 
 
 def write_market(
@@ -723,3 +737,951 @@ def _misspell(text: str, rng: np.random.Generator) -> str:
         return text[:position] + text[position] + text[position:]
     replacement = string.ascii_lowercase[int(rng.integers(26))]
     return text[:position] + replacement + text[position + 1 :]
+
+
+# Markets built directly as arrays, for candidate generation and solver runs at
+# scale. The record-level generator above costs about 1.4 ms per registrant in
+# Python, most of it in records and normalisation, so a million registrants
+# would take half an hour before a round even starts.
+
+# Share of registrants whose true occupation is one their programme's
+# vacancies ask for; the rest hold one of OTHER_OCCUPATIONS.
+ON_PROGRAMME_SHARE = 0.8
+SECOND_CLAIM_SHARE = 0.25
+LANGUAGE_TEST_SHARE = 0.85
+CONSENT_SHARE = 0.97
+QUALIFICATION_SHARE = 0.6
+# Registrants per vacancy when ScaleSpec.vacancies is None.
+REGISTRANTS_PER_VACANCY = 20
+# Remaining quota of a cell below the programme-wide one is its expected
+# shortlist slots times quota_tightness times a factor drawn from this range,
+# so that some of the nested cells bind and some do not.
+CELL_JITTER = (0.6, 1.6)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleSpec:
+    """Size and shape of a synthetic market generated as arrays.
+
+    Attributes
+    ----------
+    registrants
+        Number of registrants.
+    vacancies
+        Number of vacancies; one per ``REGISTRANTS_PER_VACANCY`` registrants
+        when None.
+    seed
+        Seed of every random choice; the same spec gives the same market.
+    round_date
+        Date the round runs on; vacancies start 30 to 179 days later.
+    openings_max
+        Openings per vacancy are drawn from 1 to this.
+    shortlist_ratio, max_shortlists_per_registrant
+        The round settings the market is shaped for. Quota caps are scaled
+        from the shortlist slots (ratio times openings), and
+        :meth:`ScaleMarket.round_config` passes both on to the round.
+    quota_tightness
+        Remaining quota per cell as a share of the shortlist slots expected
+        in it; below 1 the cell binds.
+    used_share
+        Share of each cell's cap already used by earlier placements.
+    skill_drop
+        Chance to drop each essential ESCO skill of the true occupation.
+    optional_skill_rate
+        Chance to list each optional ESCO skill of the true occupation.
+    unrelated_skills
+        Up to this many random ESCO skills added per registrant.
+    """
+
+    registrants: int = 100_000
+    vacancies: int | None = None
+    seed: int = 7
+    round_date: dt.date = dt.date(2026, 3, 2)
+    openings_max: int = 3
+    shortlist_ratio: int = 3
+    max_shortlists_per_registrant: int = 2
+    quota_tightness: float = 0.8
+    used_share: float = 0.3
+    skill_drop: float = 0.35
+    optional_skill_rate: float = 0.25
+    unrelated_skills: int = 3
+
+    def __post_init__(self) -> None:
+        if self.registrants < 1:
+            raise ValueError(
+                f"registrants is {self.registrants}, but a market needs at least one"
+            )
+        if self.vacancies is not None and self.vacancies < 1:
+            raise ValueError(
+                f"vacancies is {self.vacancies}, but it must be >= 1 or None "
+                f"(one per {REGISTRANTS_PER_VACANCY} registrants)"
+            )
+        for name in (
+            "openings_max",
+            "shortlist_ratio",
+            "max_shortlists_per_registrant",
+        ):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name} is {value}, but it must be >= 1")
+        for name in ("skill_drop", "optional_skill_rate", "used_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} is {value}, but it must be in [0, 1)")
+        if self.quota_tightness <= 0:
+            raise ValueError(
+                f"quota_tightness is {self.quota_tightness}, but it must be > 0"
+            )
+        if self.unrelated_skills < 0:
+            raise ValueError(
+                f"unrelated_skills is {self.unrelated_skills}, but it must be >= 0"
+            )
+
+    @property
+    def vacancy_count(self) -> int:
+        """Number of vacancies the market gets."""
+        if self.vacancies is not None:
+            return self.vacancies
+        return max(self.registrants // REGISTRANTS_PER_VACANCY, 1)
+
+    @classmethod
+    def slack(cls, registrants: int, *, seed: int = 7) -> ScaleSpec:
+        """Return a market where shortlist slots are about 15% of registrant capacity.
+
+        Vacancies have 1 to 3 openings and registrants may appear on two
+        shortlists, so registrant caps rarely bind and quota cells do.
+        """
+        return cls(registrants=registrants, seed=seed)
+
+    @classmethod
+    def contended(
+        cls, registrants: int, *, seed: int = 7, quota_tightness: float = 1.5
+    ) -> ScaleSpec:
+        """Return a market where shortlist slots are about 97% of registrant capacity.
+
+        Vacancies have 1 to 12 openings (6.5 on average, so 19.5 slots at a
+        shortlist ratio of 3) and each registrant may appear on one
+        shortlist. Quota cells are looser than in :meth:`slack`, so that
+        registrant caps, not quotas, decide most shortlists.
+        """
+        return cls(
+            registrants=registrants,
+            seed=seed,
+            openings_max=12,
+            max_shortlists_per_registrant=1,
+            quota_tightness=quota_tightness,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleMarket:
+    """A market generated as arrays, ready for candidate generation and solving.
+
+    Attributes
+    ----------
+    spec
+        The settings it was generated from.
+    features
+        The registrants as :class:`~matching.features.RegistrantFeatures`.
+        Skill columns are ESCO skill indices in URI order
+        (``skill_uris``), and there are no normalisation outcomes.
+    profiles
+        One :class:`~matching.features.VacancyProfile` per vacancy.
+    agreements
+        The bilateral agreements with their quota cells.
+    occupation_uris
+        ESCO occupations that registrants or vacancies hold, by index.
+    occupation_isco
+        ISCO-08 unit group of each entry of ``occupation_uris``.
+    skill_uris
+        ESCO skill URI of each skill column.
+    true_occupation
+        (N,) int32 index into ``occupation_uris`` of the occupation each
+        registrant's skills were drawn from.
+    vacancy_occupation
+        (M,) int32 index into ``occupation_uris`` of each vacancy's occupation.
+    """
+
+    spec: ScaleSpec
+    features: RegistrantFeatures
+    profiles: list[VacancyProfile]
+    agreements: list[BilateralAgreement]
+    occupation_uris: tuple[str, ...]
+    occupation_isco: tuple[str, ...]
+    skill_uris: tuple[str, ...]
+    true_occupation: NDArray[np.int32]
+    vacancy_occupation: NDArray[np.int32]
+
+    def relevance(
+        self, registrant_rows: NDArray[np.int64], vacancy_rows: NDArray[np.int64]
+    ) -> NDArray[np.int8]:
+        """Return graded relevance per pair: 2 same occupation, 1 same ISCO minor group.
+
+        Parameters
+        ----------
+        registrant_rows, vacancy_rows
+            (E,) rows of the registrant and the vacancy of each pair.
+
+        Returns
+        -------
+        ndarray of int8, shape (E,)
+            As :meth:`SyntheticMarket.relevance`, for many pairs at once.
+        """
+        truth = self.true_occupation[registrant_rows]
+        target = self.vacancy_occupation[vacancy_rows]
+        minor = np.array([int(code[:3]) for code in self.occupation_isco])
+        same_minor = minor[truth] == minor[target]
+        return np.where(truth == target, 2, np.where(same_minor, 1, 0)).astype(np.int8)
+
+    @property
+    def shortlist_slots(self) -> int:
+        """Shortlist places over all vacancies: shortlist ratio times openings."""
+        openings = sum(profile.vacancy.openings for profile in self.profiles)
+        return self.spec.shortlist_ratio * openings
+
+    @property
+    def registrant_capacity(self) -> int:
+        """Shortlist places over all registrants: count times the per-registrant cap."""
+        return self.features.count * self.spec.max_shortlists_per_registrant
+
+    def round_config(self, **changes: Any) -> RoundConfig:
+        """Return round settings with the spec's shortlist ratio and registrant cap.
+
+        Parameters
+        ----------
+        **changes
+            Other :class:`~matching.rounds.RoundConfig` fields to set.
+        """
+        from matching.rounds import RoundConfig
+
+        settings: dict[str, Any] = {
+            "shortlist_ratio": self.spec.shortlist_ratio,
+            "max_shortlists_per_registrant": self.spec.max_shortlists_per_registrant,
+        }
+        settings.update(changes)
+        return RoundConfig(**settings)
+
+
+def generate_scale_market(
+    taxonomy: Taxonomy,
+    spec: ScaleSpec | None = None,
+    *,
+    encoder: LabelEncoder | None = None,
+) -> ScaleMarket:
+    """Generate a seeded synthetic market directly as feature arrays.
+
+    Parameters
+    ----------
+    taxonomy
+        ESCO data the skills, labels and occupations are drawn from.
+    spec
+        Size and shape; defaults to :class:`ScaleSpec`.
+    encoder
+        Source of label vectors. The default reads the shipped seed of ESCO
+        label vectors, so no model runs when every label is in it.
+
+    Returns
+    -------
+    ScaleMarket
+
+    Notes
+    -----
+    The market follows :func:`generate_market`: the same programmes, shortage
+    occupations, origins, language tests, qualifications, availability and
+    consent rates, and skills drawn from the ESCO relations of a hidden true
+    occupation with dropped essential skills, some optional ones and
+    unrelated ones. Three things differ, because they only matter for
+    normalisation, which this generator skips:
+
+    - skills are ESCO skill indices, never alternative labels, typos or URIs,
+      so none is lost or mapped to a wrong concept;
+    - every occupation claim names its ESCO occupation, so the profile
+      vector pools the occupation's preferred label where a record claiming
+      an ISCO code would pool the ISCO group title;
+    - quota cells also exist per origin, per origin and sector, per origin
+      and ISCO major group, and per ISCO unit group, about 200 in all, where
+      the record generator sets one cell per programme and per sector.
+
+    Vacancies are drawn first, then registrants, then quota cells, each
+    step from one ``numpy.random.Generator`` seeded with ``spec.seed``.
+    A million registrants took 94 s and 3.1 GB at peak on 2 shared CPU cores,
+    most of the memory the (N, 384) float32 profile vectors.
+    """
+    settings = spec or ScaleSpec()
+    rng = np.random.default_rng(settings.seed)
+    catalogue = _Catalogue.build(taxonomy)
+    label_encoder = encoder or LabelEncoder(taxonomy_version=taxonomy.version)
+    skill_table = label_encoder.encode(
+        [taxonomy.skills[uri].preferred_label for uri in catalogue.skill_uris]
+    )
+    title_table = label_encoder.encode(
+        [taxonomy.occupations[uri].preferred_label for uri in catalogue.occupation_uris]
+    )
+
+    drawn_vacancies = _draw_vacancies(catalogue, settings, rng)
+    drawn = _draw_registrants(catalogue, settings, drawn_vacancies, rng)
+    skills = _draw_skills(catalogue, settings, drawn.true_occupation, rng)
+    features = _registrant_features(
+        taxonomy, catalogue, settings, drawn, skills, skill_table, title_table
+    )
+    profiles = _vacancy_profiles(
+        taxonomy, catalogue, settings, drawn_vacancies, skill_table, title_table
+    )
+    agreements = _scale_agreements(settings, drawn_vacancies, rng)
+    return ScaleMarket(
+        spec=settings,
+        features=features,
+        profiles=profiles,
+        agreements=agreements,
+        occupation_uris=catalogue.occupation_uris,
+        occupation_isco=catalogue.occupation_isco,
+        skill_uris=catalogue.skill_uris,
+        true_occupation=drawn.true_occupation,
+        vacancy_occupation=drawn_vacancies.occupation,
+    )
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    """ESCO occupations and skills used by the generator, by index."""
+
+    occupation_uris: tuple[str, ...]
+    occupation_isco: tuple[str, ...]
+    skill_uris: tuple[str, ...]
+    essential: sp.csr_array  # (occupations, skills) 0/1
+    optional: sp.csr_array  # (occupations, skills) 0/1
+    by_isco: dict[str, NDArray[np.int32]]  # shortage unit group -> occupation indices
+    other: NDArray[np.int32]  # indices of OTHER_OCCUPATIONS occupations
+
+    @classmethod
+    def build(cls, taxonomy: Taxonomy) -> _Catalogue:
+        codes = [code for code, _ in SHORTAGE_OCCUPATIONS] + list(OTHER_OCCUPATIONS)
+        uris = list(
+            dict.fromkeys(
+                uri for code in codes for uri in taxonomy.occupations_in_isco(code)
+            )
+        )
+        position = {uri: index for index, uri in enumerate(uris)}
+        skill_uris = tuple(sorted(taxonomy.skills))
+        skill_column = {uri: index for index, uri in enumerate(skill_uris)}
+        by_isco = {
+            code: np.array(
+                [position[uri] for uri in taxonomy.occupations_in_isco(code)],
+                dtype=np.int32,
+            )
+            for code, _ in SHORTAGE_OCCUPATIONS
+            if taxonomy.occupations_in_isco(code)
+        }
+        other = np.array(
+            [
+                position[uri]
+                for code in OTHER_OCCUPATIONS
+                for uri in taxonomy.occupations_in_isco(code)
+            ],
+            dtype=np.int32,
+        )
+        return cls(
+            occupation_uris=tuple(uris),
+            occupation_isco=tuple(taxonomy.occupations[uri].isco_code for uri in uris),
+            skill_uris=skill_uris,
+            essential=_relation_matrix(
+                [taxonomy.essential_skills(uri) for uri in uris], skill_column
+            ),
+            optional=_relation_matrix(
+                [taxonomy.optional_skills(uri) for uri in uris], skill_column
+            ),
+            by_isco=by_isco,
+            other=other,
+        )
+
+
+def _relation_matrix(
+    skills_per_occupation: list[tuple[str, ...]], skill_column: dict[str, int]
+) -> sp.csr_array:
+    rows = [row for row, uris in enumerate(skills_per_occupation) for _ in uris]
+    columns = [skill_column[uri] for uris in skills_per_occupation for uri in uris]
+    matrix = sp.csr_array(
+        (np.ones(len(rows), dtype=np.float32), (rows, columns)),
+        shape=(len(skills_per_occupation), len(skill_column)),
+    )
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    return matrix
+
+
+@dataclass(frozen=True)
+class _DrawnVacancies:
+    programme: NDArray[np.int64]  # (M,) index into PROGRAMMES
+    occupation: NDArray[np.int32]  # (M,) index into the catalogue
+    sector: tuple[str, ...]
+    isco: tuple[str, ...]
+    start_offset: NDArray[np.int64]  # days after the round date
+    openings: NDArray[np.int64]
+    min_experience: NDArray[np.float64]
+    employer: NDArray[np.int64]
+
+
+def _draw_vacancies(
+    catalogue: _Catalogue, spec: ScaleSpec, rng: np.random.Generator
+) -> _DrawnVacancies:
+    count = spec.vacancy_count
+    programme_weights = np.array([programme.weight for programme in PROGRAMMES])
+    programme = rng.choice(
+        len(PROGRAMMES), size=count, p=programme_weights / programme_weights.sum()
+    )
+    option_draw = rng.random(count)
+    occupation_draw = rng.random(count)
+    occupation = np.zeros(count, dtype=np.int32)
+    sector = np.empty(count, dtype=object)
+    isco = np.empty(count, dtype=object)
+    for index, entry in enumerate(PROGRAMMES):
+        mask = programme == index
+        options, weights = _shortage_options(catalogue.by_isco.keys(), entry)
+        choice = np.minimum(
+            np.searchsorted(np.cumsum(weights), option_draw[mask], side="right"),
+            len(options) - 1,
+        )
+        codes = np.array([code for code, _ in options], dtype=object)[choice]
+        sector[mask] = np.array([section for _, section in options], dtype=object)[
+            choice
+        ]
+        isco[mask] = codes
+        draws = occupation_draw[mask]
+        picked = np.zeros(choice.size, dtype=np.int32)
+        for option_index, (code, _) in enumerate(options):
+            chosen = choice == option_index
+            members = catalogue.by_isco[code]
+            picked[chosen] = members[(draws[chosen] * members.size).astype(np.int64)]
+        occupation[mask] = picked
+    return _DrawnVacancies(
+        programme=programme,
+        occupation=occupation,
+        sector=tuple(sector.tolist()),
+        isco=tuple(isco.tolist()),
+        start_offset=rng.integers(30, 180, count),
+        openings=rng.integers(1, spec.openings_max + 1, count),
+        min_experience=rng.choice(np.array([0.0, 1.0, 2.0, 3.0]), count),
+        employer=rng.integers(1, 40, count),
+    )
+
+
+@dataclass(frozen=True)
+class _DrawnRegistrants:
+    programme: NDArray[np.int64]  # (N,) index into PROGRAMMES
+    origin: NDArray[np.str_]
+    true_occupation: NDArray[np.int32]
+    years: NDArray[np.float64]
+    second_occupation: NDArray[np.int32]  # -1 when there is no second claim
+    second_years: NDArray[np.float64]
+    consent: NDArray[np.bool_]
+    available_offset: NDArray[np.int64]  # days after the round date
+    tested: NDArray[np.bool_]
+    test_rank: NDArray[np.int8]
+    test_age: NDArray[np.int64]  # days before the round date
+    qualification_level: NDArray[np.int8]  # 0 when there is no qualification
+    agency: NDArray[np.int64]
+
+
+def _draw_registrants(
+    catalogue: _Catalogue,
+    spec: ScaleSpec,
+    vacancies: _DrawnVacancies,
+    rng: np.random.Generator,
+) -> _DrawnRegistrants:
+    count = spec.registrants
+    open_programmes = np.unique(vacancies.programme)
+    weights = np.array([PROGRAMMES[index].weight for index in open_programmes])
+    programme = open_programmes[
+        rng.choice(open_programmes.size, size=count, p=weights / weights.sum())
+    ]
+
+    origin_draw = rng.random(count)
+    origin = np.empty(count, dtype="<U2")
+    true_occupation = np.zeros(count, dtype=np.int32)
+    on_programme = (rng.random(count) < ON_PROGRAMME_SHARE) | (
+        catalogue.other.size == 0
+    )
+    pool_draw = rng.random(count)
+    for index in open_programmes.tolist():
+        mask = programme == index
+        origins = np.array(PROGRAMMES[index].origins, dtype="<U2")
+        origin[mask] = origins[(origin_draw[mask] * origins.size).astype(np.int64)]
+        pool = vacancies.occupation[vacancies.programme == index]
+        true_occupation[mask] = pool[(pool_draw[mask] * pool.size).astype(np.int64)]
+    off_programme = ~on_programme
+    true_occupation[off_programme] = catalogue.other[
+        rng.integers(0, catalogue.other.size, int(off_programme.sum()))
+    ]
+
+    years = np.minimum(np.round(rng.gamma(2.0, 2.0, count), 1), MAX_EXPERIENCE_YEARS)
+    has_second = (rng.random(count) < SECOND_CLAIM_SHARE) & (catalogue.other.size > 0)
+    second_occupation = np.full(count, -1, dtype=np.int32)
+    second_occupation[has_second] = catalogue.other[
+        rng.integers(0, catalogue.other.size, int(has_second.sum()))
+    ]
+    second_years = np.where(has_second, rng.integers(1, 4, count), 0).astype(np.float64)
+
+    consent = rng.random(count) < CONSENT_SHARE
+    available_offset = rng.integers(-60, 200, count)
+    tested = rng.random(count) < LANGUAGE_TEST_SHARE
+    test_rank = (np.minimum(rng.binomial(4, 0.45, count), 4) + 1).astype(np.int8)
+    test_age = rng.integers(10, 1100, count)
+
+    nursing_occupation = np.array(
+        [code.startswith("222") for code in catalogue.occupation_isco], dtype=bool
+    )
+    nursing = nursing_occupation[true_occupation]
+    nursing_level = rng.choice(np.array([5, 6, 6, 7]), count)
+    other_level = rng.integers(3, 6, count)
+    has_other = rng.random(count) < QUALIFICATION_SHARE
+    qualification_level = np.where(
+        nursing, nursing_level, np.where(has_other, other_level, 0)
+    ).astype(np.int8)
+    return _DrawnRegistrants(
+        programme=programme,
+        origin=origin,
+        true_occupation=true_occupation,
+        years=years,
+        second_occupation=second_occupation,
+        second_years=second_years,
+        consent=consent,
+        available_offset=available_offset,
+        tested=tested,
+        test_rank=test_rank,
+        test_age=test_age,
+        qualification_level=qualification_level,
+        agency=rng.integers(1, 4, count),
+    )
+
+
+def _expand_relations(
+    relation: sp.csr_array, occupation: NDArray[np.int32]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """List (registrant row, skill column) for every related skill of each row's occupation."""
+    lengths = np.diff(relation.indptr)[occupation].astype(np.int64)
+    starts = relation.indptr[occupation].astype(np.int64)
+    total = int(lengths.sum())
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths
+    )
+    columns = relation.indices[np.repeat(starts, lengths) + offsets].astype(np.int64)
+    rows = np.repeat(np.arange(occupation.size, dtype=np.int64), lengths)
+    return rows, columns
+
+
+def _draw_skills(
+    catalogue: _Catalogue,
+    spec: ScaleSpec,
+    true_occupation: NDArray[np.int32],
+    rng: np.random.Generator,
+) -> sp.csr_array:
+    """Draw each registrant's ESCO skills as an (N, skills) 0/1 CSR matrix."""
+    count = true_occupation.size
+    width = len(catalogue.skill_uris)
+    essential_rows, essential_columns = _expand_relations(
+        catalogue.essential, true_occupation
+    )
+    kept = rng.random(essential_columns.size) >= spec.skill_drop
+    optional_rows, optional_columns = _expand_relations(
+        catalogue.optional, true_occupation
+    )
+    listed = rng.random(optional_columns.size) < spec.optional_skill_rate
+    unrelated_count = rng.integers(0, spec.unrelated_skills + 1, count)
+    unrelated_rows = np.repeat(np.arange(count, dtype=np.int64), unrelated_count)
+    unrelated_columns = rng.integers(0, width, unrelated_rows.size)
+
+    rows = np.concatenate([essential_rows[kept], optional_rows[listed], unrelated_rows])
+    columns = np.concatenate(
+        [essential_columns[kept], optional_columns[listed], unrelated_columns]
+    )
+    # One sort removes repeated skills and leaves rows, then columns, ascending.
+    keys = np.unique(rows * width + columns)
+    rows = keys // width
+    indptr = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=count), out=indptr[1:])
+    return sp.csr_array(
+        (
+            np.ones(keys.size, dtype=np.float32),
+            (keys % width).astype(np.int32),
+            indptr,
+        ),
+        shape=(count, width),
+    )
+
+
+def _registrant_features(
+    taxonomy: Taxonomy,
+    catalogue: _Catalogue,
+    spec: ScaleSpec,
+    drawn: _DrawnRegistrants,
+    skills: sp.csr_array,
+    skill_table: NDArray[np.float32],
+    title_table: NDArray[np.float32],
+) -> RegistrantFeatures:
+    count = drawn.origin.size
+    level_columns = isco_level_columns(taxonomy)
+    first = drawn.true_occupation.astype(np.int64)
+    second = drawn.second_occupation.astype(np.int64)
+    # A second claim of the same occupation adds no title and no ISCO group.
+    has_second = (second >= 0) & (second != first)
+    second_rows = np.flatnonzero(has_second)
+
+    isco = {}
+    for level in ISCO_LEVELS:
+        column_of = np.array(
+            [level_columns[level][code[:level]] for code in catalogue.occupation_isco],
+            dtype=np.int64,
+        )
+        isco[level] = _indicator_matrix(
+            np.concatenate([np.arange(count, dtype=np.int64), second_rows]),
+            np.concatenate([column_of[first], column_of[second[second_rows]]]),
+            count,
+            len(level_columns[level]),
+        )
+    minor_of = np.array(
+        [level_columns[3][code[:3]] for code in catalogue.occupation_isco],
+        dtype=np.int64,
+    )
+    claim_second = np.flatnonzero(second >= 0)
+    minor_years = sp.csr_array(
+        sp.coo_array(
+            (
+                np.concatenate([drawn.years, drawn.second_years[claim_second]]).astype(
+                    np.float32
+                ),
+                (
+                    np.concatenate([np.arange(count, dtype=np.int64), claim_second]),
+                    np.concatenate([minor_of[first], minor_of[second[claim_second]]]),
+                ),
+            ),
+            shape=(count, len(level_columns[3])),
+        )
+    )
+    minor_years.sum_duplicates()
+
+    round_day = spec.round_date.toordinal()
+    languages = _scale_language_arrays(drawn, round_day)
+    qualifications = _scale_qualification_arrays(catalogue, drawn)
+    keys = tuple(
+        f"AG-{origin}-{agency}/R{number + 1:07d}"
+        for number, (origin, agency) in enumerate(
+            zip(drawn.origin.tolist(), drawn.agency.tolist(), strict=True)
+        )
+    )
+    return RegistrantFeatures(
+        keys=keys,
+        origin=drawn.origin,
+        consent=drawn.consent,
+        available_from=(round_day + drawn.available_offset).astype(np.int64),
+        vectors=_pool_registrant_vectors(
+            skills, skill_table, title_table, first, second, has_second
+        ),
+        skills=skills,
+        isco=isco,
+        isco_columns=level_columns,
+        minor_years=minor_years,
+        language_rows=languages[0],
+        language_rank=languages[1],
+        language_test_day=languages[2],
+        qualification_row=qualifications[0],
+        qualification_level=qualifications[1],
+        qualification_field=qualifications[2],
+        qualification_country=qualifications[3],
+        skill_matches=(),
+        occupation_matches=(),
+    )
+
+
+def _indicator_matrix(
+    rows: NDArray[np.int64], columns: NDArray[np.int64], height: int, width: int
+) -> sp.csr_array:
+    keys = np.unique(rows * width + columns)
+    indptr = np.zeros(height + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys // width, minlength=height), out=indptr[1:])
+    return sp.csr_array(
+        (np.ones(keys.size, dtype=np.float32), (keys % width).astype(np.int32), indptr),
+        shape=(height, width),
+    )
+
+
+# Rows pooled per step, so the float32 temporaries stay near 100 MB.
+_POOL_CHUNK_ROWS = 65_536
+
+
+def _pool_registrant_vectors(
+    skills: sp.csr_array,
+    skill_table: NDArray[np.float32],
+    title_table: NDArray[np.float32],
+    first: NDArray[np.int64],
+    second: NDArray[np.int64],
+    has_second: NDArray[np.bool_],
+) -> NDArray[np.float32]:
+    """Pool vectors as :func:`~matching.features.pool_profile_vectors` does, from indices."""
+    count = skills.shape[0]
+    vectors = np.empty((count, skill_table.shape[1]), dtype=np.float32)
+    for start in range(0, count, _POOL_CHUNK_ROWS):
+        stop = min(start + _POOL_CHUNK_ROWS, count)
+        block = skills[start:stop]
+        sizes = np.maximum(np.diff(block.indptr), 1).astype(np.float32)
+        pooled = SKILL_WEIGHT * (block @ skill_table) / sizes[:, None]
+        titles = title_table[first[start:stop]].copy()
+        extra = has_second[start:stop]
+        titles[extra] += title_table[second[start:stop][extra]]
+        titles /= np.where(extra, 2.0, 1.0).astype(np.float32)[:, None]
+        pooled += TITLE_WEIGHT * titles
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        np.divide(pooled, norms, out=pooled, where=norms > 0)
+        vectors[start:stop] = pooled
+    return vectors
+
+
+def _scale_language_arrays(
+    drawn: _DrawnRegistrants, round_day: int
+) -> tuple[
+    dict[str, NDArray[np.int64]],
+    dict[str, NDArray[np.int8]],
+    dict[str, NDArray[np.int64]],
+]:
+    """Tested certificates per language; native and English levels are self-declared."""
+    language_of = np.array([programme.language for programme in PROGRAMMES])
+    tested_language = language_of[drawn.programme]
+    rows: dict[str, NDArray[np.int64]] = {}
+    ranks: dict[str, NDArray[np.int8]] = {}
+    days: dict[str, NDArray[np.int64]] = {}
+    for language in sorted(set(language_of.tolist())):
+        selected = np.flatnonzero(drawn.tested & (tested_language == language))
+        if not selected.size:
+            continue
+        rows[language] = selected.astype(np.int64)
+        ranks[language] = drawn.test_rank[selected]
+        days[language] = (round_day - drawn.test_age[selected]).astype(np.int64)
+    return rows, ranks, days
+
+
+def _scale_qualification_arrays(
+    catalogue: _Catalogue, drawn: _DrawnRegistrants
+) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.str_], NDArray[np.str_]]:
+    rows = np.flatnonzero(drawn.qualification_level > 0).astype(np.int64)
+    field_of = np.array(
+        [
+            NURSING_FIELD
+            if code.startswith("222")
+            else QUALIFICATION_FIELD.get(code[0], "general")
+            for code in catalogue.occupation_isco
+        ]
+    )
+    fields = np.array(
+        [normalise_field(name) for name in field_of[drawn.true_occupation[rows]]]
+    )
+    return (
+        rows,
+        drawn.qualification_level[rows],
+        fields if rows.size else np.array([], dtype="<U1"),
+        drawn.origin[rows],
+    )
+
+
+def _vacancy_profiles(
+    taxonomy: Taxonomy,
+    catalogue: _Catalogue,
+    spec: ScaleSpec,
+    drawn: _DrawnVacancies,
+    skill_table: NDArray[np.float32],
+    title_table: NDArray[np.float32],
+) -> list[VacancyProfile]:
+    shared: dict[
+        int, tuple[ConceptMatch, tuple[int, ...], tuple[str, ...], NDArray[np.float32]]
+    ] = {}
+    for occupation in np.unique(drawn.occupation).tolist():
+        uri = catalogue.occupation_uris[occupation]
+        label = taxonomy.occupations[uri].preferred_label
+        columns = catalogue.essential.indices[
+            catalogue.essential.indptr[occupation] : catalogue.essential.indptr[
+                occupation + 1
+            ]
+        ]
+        pooled = TITLE_WEIGHT * title_table[occupation].astype(np.float32)
+        if columns.size:
+            pooled = pooled + SKILL_WEIGHT * skill_table[columns].mean(axis=0)
+        vector = (pooled / np.linalg.norm(pooled)).astype(np.float32)
+        shared[occupation] = (
+            ConceptMatch(raw=uri, uri=uri, label=label, confidence=1.0, method="uri"),
+            tuple(int(column) for column in columns),
+            tuple(
+                taxonomy.skills[catalogue.skill_uris[column]].preferred_label
+                for column in columns.tolist()
+            ),
+            vector,
+        )
+
+    profiles: list[VacancyProfile] = []
+    for index in range(drawn.occupation.size):
+        programme = PROGRAMMES[int(drawn.programme[index])]
+        occupation = int(drawn.occupation[index])
+        match, skill_ids, labels, vector = shared[occupation]
+        code = drawn.isco[index]
+        regulated = code.startswith("222")
+        level = "B2" if regulated else programme.language_level
+        start = spec.round_date + dt.timedelta(days=int(drawn.start_offset[index]))
+        vacancy = Vacancy(
+            id=f"V-{index + 1:06d}",
+            employer_id=f"E-{programme.destination}-{int(drawn.employer[index]):03d}",
+            destination=programme.destination,
+            sector=drawn.sector[index],
+            esco_uri=match.uri,
+            isco_code=code,
+            title=match.label,
+            openings=int(drawn.openings[index]),
+            language_minimums=(
+                LanguageRequirement(language=programme.language, level=level),
+            ),
+            min_experience_years=float(drawn.min_experience[index]),
+            regulated=regulated,
+            start_date=start,
+        )
+        profiles.append(
+            VacancyProfile(
+                vacancy=vacancy,
+                occupation=match,
+                isco_code=code,
+                essential_skill_ids=skill_ids,
+                essential_skill_labels=labels,
+                vector=vector,
+                start_day=start.toordinal(),
+            )
+        )
+    return profiles
+
+
+def _scale_agreements(
+    spec: ScaleSpec, drawn: _DrawnVacancies, rng: np.random.Generator
+) -> list[BilateralAgreement]:
+    """Build one agreement per corridor with nested quota cells sized from slots.
+
+    Per programme the cells are: the whole programme, each sector and each
+    ISCO unit group with vacancies (shared by the programme's corridors), and
+    per origin the whole corridor, each sector and each ISCO major group.
+    """
+    start = dt.date(spec.round_date.year, 1, 1)
+    end = dt.date(spec.round_date.year + 1, 12, 31)
+    slots = spec.shortlist_ratio * drawn.openings
+    sectors = np.array(drawn.sector, dtype=object)
+    codes = np.array(drawn.isco, dtype=object)
+    majors = np.array([code[0] for code in drawn.isco], dtype=object)
+
+    def cell(
+        cell_id: str, sector: str | None, prefix: str | None, expected: float
+    ) -> QuotaCell:
+        return _quota_cell(
+            cell_id, sector, prefix, expected * spec.quota_tightness, start, end, spec
+        )
+
+    agreements: list[BilateralAgreement] = []
+    for index, programme in enumerate(PROGRAMMES):
+        in_programme = drawn.programme == index
+        prefix = f"Q-{programme.destination}{index}"
+        programme_slots = float(slots[in_programme].sum())
+        shared = [cell(f"{prefix}-ALL", None, None, programme_slots)]
+        for sector in sorted(set(sectors[in_programme].tolist())):
+            expected = float(slots[in_programme & (sectors == sector)].sum())
+            shared.append(
+                cell(f"{prefix}-{sector}", sector, None, expected * _jitter(rng))
+            )
+        for code in sorted(set(codes[in_programme].tolist())):
+            member = in_programme & (codes == code)
+            sector = str(sectors[member][0])
+            expected = float(slots[member].sum())
+            shared.append(
+                cell(f"{prefix}-{code}", sector, code, expected * _jitter(rng))
+            )
+
+        share = 1.0 / len(programme.origins)
+        for origin in programme.origins:
+            own = [
+                cell(
+                    f"{prefix}-{origin}",
+                    None,
+                    None,
+                    programme_slots * share * _jitter(rng),
+                )
+            ]
+            for sector in sorted(set(sectors[in_programme].tolist())):
+                expected = float(slots[in_programme & (sectors == sector)].sum())
+                own.append(
+                    cell(
+                        f"{prefix}-{origin}-{sector}",
+                        sector,
+                        None,
+                        expected * share * _jitter(rng),
+                    )
+                )
+            for major in sorted(set(majors[in_programme].tolist())):
+                expected = float(slots[in_programme & (majors == major)].sum())
+                own.append(
+                    cell(
+                        f"{prefix}-{origin}-M{major}",
+                        None,
+                        major,
+                        expected * share * _jitter(rng),
+                    )
+                )
+            agreements.append(
+                BilateralAgreement(
+                    id=f"AGR-{origin}-{programme.destination}",
+                    origin=origin,
+                    destination=programme.destination,
+                    valid_from=start,
+                    valid_to=end,
+                    sectors=programme.sectors,
+                    quota_cells=tuple(shared + own),
+                    recognition=_recognition_rules(programme),
+                    language_minimums=(
+                        LanguageRequirement(
+                            language=programme.language,
+                            level=programme.language_level,
+                        ),
+                    ),
+                    test_validity_days=730,
+                    shortlist_ratio=spec.shortlist_ratio,
+                )
+            )
+    return agreements
+
+
+def _jitter(rng: np.random.Generator) -> float:
+    return float(rng.uniform(*CELL_JITTER))
+
+
+def _quota_cell(
+    cell_id: str,
+    sector: str | None,
+    isco_prefix: str | None,
+    remaining: float,
+    start: dt.date,
+    end: dt.date,
+    spec: ScaleSpec,
+) -> QuotaCell:
+    remaining_count = max(int(round(remaining)), 0)
+    used = int(round(remaining_count * spec.used_share / (1 - spec.used_share)))
+    return QuotaCell(
+        id=cell_id,
+        sector=sector,
+        isco_prefix=isco_prefix,
+        cap=remaining_count + used,
+        used=used,
+        period_start=start,
+        period_end=end,
+    )
+
+
+def _recognition_rules(programme: Programme) -> tuple[RecognitionRule, ...]:
+    if "Q" not in programme.sectors:
+        return ()
+    return (
+        RecognitionRule(
+            isco_prefix="222", field=NURSING_FIELD, min_level=6, state="recognised"
+        ),
+        RecognitionRule(
+            isco_prefix="222", field=NURSING_FIELD, min_level=5, state="partial"
+        ),
+    )
