@@ -5,13 +5,19 @@ registrant's true occupation, so every (registrant, vacancy) pair has a graded
 relevance: 2 for the vacancy's own ESCO occupation, 1 for the same ISCO-08
 minor group, 0 otherwise. The round runs through the whole engine, with
 normalisation of noisy skills and titles, the real MiniLM model and the
-eligibility rules. Four shortlists are built for the same vacancies:
+eligibility rules. Five shortlists are built for the same vacancies:
 
 - ``ours + exact``: the engine's score, solved exactly (the product);
 - ``ours + greedy``: the same scores, shortlisted greedily;
 - ``embedding only``: the cosine of the pooled profile and vacancy vectors;
 - ``keyword overlap``: rapidfuzz ``token_set_ratio`` between the registrant's
-  skill texts and titles and the vacancy's title and essential skill labels.
+  skill texts and titles and the vacancy's title and essential skill labels;
+- ``relevance as score``: the planted relevance itself, halved into [0, 1].
+  It is a reference, not an upper bound. Under binding quota cells the solve
+  maximises the total score, so it may spend a cell on a fourth relevant
+  candidate of one vacancy while another vacancy's shortlist stays empty.
+  The many ties of this score leave that choice arbitrary. The row shows how
+  much of nDCG@3 there depends on the solve rather than on the ranking.
 
 Every baseline uses the same eligible registrants, the same top-K cut per
 vacancy (by its own score), the same capacities and quota cells, and the
@@ -45,7 +51,7 @@ from matching.rounds import (
     RoundResult,
     build_problem,
 )
-from matching.scoring import COMPONENTS, ScoreWeights
+from matching.scoring import ALL_COMPONENTS, ScoreWeights
 from matching.solvers import solve_exact, solve_greedy
 from matching.synth import MarketSpec, SyntheticMarket, generate_market
 
@@ -75,7 +81,7 @@ def run_quality(
     quota_tightness: float = MarketSpec().quota_tightness,
     weights: ScoreWeights | None = None,
 ) -> tuple[list[ScorerQuality], dict[str, float]]:
-    """Build a planted market, run the round, and score four shortlists.
+    """Build a planted market, run the round, and score five shortlists.
 
     Returns the quality per scorer and the timings of the steps.
     """
@@ -122,6 +128,7 @@ def run_quality(
     for name, scorer in (
         ("embedding only", _embedding_scores),
         ("keyword overlap", _keyword_scorer(market, result, engine)),
+        ("relevance as score", _relevance_scorer(relevance)),
     ):
         pairs = _baseline_pairs(result, eligible, scorer)
         problem = build_problem(
@@ -211,6 +218,19 @@ def _embedding_scores(
     return np.clip(cosine, 0.0, 1.0)
 
 
+def _relevance_scorer(relevance: list[dict[int, int]]) -> Scorer:
+    """Return the planted relevance of each row over 2, as a reference scorer."""
+
+    def score(
+        result: RoundResult, index: int, rows: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        del result
+        values = [relevance[index].get(row, 0) for row in rows.tolist()]
+        return np.array(values, dtype=np.float64) / 2.0
+
+    return score
+
+
 def _keyword_scorer(
     market: SyntheticMarket, result: RoundResult, engine: MatchingEngine
 ) -> Scorer:
@@ -290,7 +310,7 @@ def _baseline_pairs(
         vacancy=np.concatenate(vacancy_parts),
         registrant=np.concatenate(registrant_parts),
         score=np.concatenate(score_parts),
-        components={name: np.full(offset, np.nan) for name in COMPONENTS},
+        components={name: np.full(offset, np.nan) for name in ALL_COMPONENTS},
         recognition=np.full(offset, -1, dtype=np.int8),
         language_margin=[{} for _ in range(offset)],
         cells=cells,

@@ -43,7 +43,8 @@ from matching.features import (
 from matching.models import BilateralAgreement, Registrant, Vacancy
 from matching.normalise import Normaliser
 from matching.problem import ShortlistProblem, ShortlistSolution
-from matching.scoring import COMPONENTS, ScoreWeights, score_vacancy
+from matching.scoring import ALL_COMPONENTS, COMPONENTS, ScoreWeights, score_vacancy
+from matching.skill_profile import OccupationEvidence
 from matching.solvers import find_binding_reasons, solve_shortlists
 from matching.taxonomy import load_taxonomy
 
@@ -250,11 +251,14 @@ class MatchingEngine:
         index = AgreementIndex(agreements)
         features = self.builder.build_registrants(registrants, progress=progress)
         profiles = self.builder.build_vacancies(vacancies)
+        evidence = OccupationEvidence.build(
+            self.builder.taxonomy, self.builder.vocabulary.index, features
+        )
         timings["features_seconds"] = time.perf_counter() - started
 
         started = time.perf_counter()
         pairs, exclusions, eligible_counts = collect_candidates(
-            features, profiles, index, settings, progress=progress
+            features, profiles, index, settings, progress=progress, evidence=evidence
         )
         timings["candidates_seconds"] = time.perf_counter() - started
 
@@ -307,8 +311,12 @@ def collect_candidates(
     config: RoundConfig,
     *,
     progress: ProgressCallback = _no_progress,
+    evidence: OccupationEvidence | None = None,
 ) -> tuple[CandidatePairs, list[dict[str, int]], list[int]]:
     """Apply the rules, score eligible registrants and keep the best per vacancy.
+
+    ``evidence`` enables the ``skill_profile`` and ``occupation_match`` score
+    components (see :func:`~matching.scoring.score_vacancy`).
 
     Returns
     -------
@@ -329,6 +337,8 @@ def collect_candidates(
     cell_cols: list[int] = []
     exclusions: list[dict[str, int]] = []
     eligible_counts: list[int] = []
+    # Without evidence the profile components never apply, so they get no column.
+    component_names = ALL_COMPONENTS if evidence is not None else COMPONENTS
     offset = 0
     total = len(profiles)
     progress("scoring", 0, total)
@@ -337,7 +347,9 @@ def collect_candidates(
         exclusions.append(eligibility.reason_counts())
         rows = np.flatnonzero(eligibility.eligible).astype(np.int64)
         eligible_counts.append(int(rows.size))
-        scores = score_vacancy(features, profile, eligibility, rows, config.weights)
+        scores = score_vacancy(
+            features, profile, eligibility, rows, config.weights, evidence=evidence
+        )
         keep = _top_rows(scores.total, config)
         kept_rows = rows[keep]
         count = kept_rows.size
@@ -345,7 +357,7 @@ def collect_candidates(
         vacancy_parts.append(np.full(count, vacancy_index, dtype=np.int32))
         registrant_parts.append(kept_rows.astype(np.int32))
         score_parts.append(scores.total[keep])
-        for name in COMPONENTS:
+        for name in component_names:
             values = scores.values.get(name)
             column = values[keep] if values is not None else np.full(count, np.nan)
             component_parts.setdefault(name, []).append(column)

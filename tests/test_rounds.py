@@ -281,6 +281,8 @@ def test_round_explanations_name_evidence(
             "isco_proximity",
             "experience",
             "language_margin",
+            "skill_profile",
+            "occupation_match",
         }
         assert "semantic" in candidate["components"]
         assert candidate["recognition"] in {"recognised", "not_required"}
