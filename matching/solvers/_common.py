@@ -73,6 +73,18 @@ def check_seed(random_seed: int) -> None:
         )
 
 
+def check_relative_gap(relative_gap: float) -> None:
+    """Reject a relative gap that is not a number within [0, 1)."""
+    if isinstance(relative_gap, bool) or not isinstance(relative_gap, (int, float)):
+        raise TypeError(
+            f"relative_gap must be a number, got {type(relative_gap).__name__}"
+        )
+    if not 0.0 <= relative_gap < 1.0:
+        raise ValueError(
+            f"relative_gap is {relative_gap!r}, but it must be within [0, 1)"
+        )
+
+
 def sum_scores(problem: ShortlistProblem, selected: NDArray[np.bool_]) -> float:
     """Return the total score of the chosen pairs, summed in pair order."""
     return math.fsum(problem.pair_score[selected].tolist())

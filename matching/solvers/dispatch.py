@@ -5,6 +5,13 @@ from __future__ import annotations
 import logging
 
 from matching.problem import ShortlistProblem, ShortlistSolution
+from matching.solvers._common import (
+    check_relative_gap,
+    check_seed,
+    check_threads,
+    check_time_limit,
+)
+from matching.solvers.decompose import solve_by_parts
 from matching.solvers.exact import solve_exact
 from matching.solvers.greedy import solve_greedy
 from matching.solvers.relaxed import solve_relaxed
@@ -25,6 +32,10 @@ SOLVER_METHODS = ("auto", "exact", "relaxed", "greedy")
 # 2 CPU cores shared with other jobs.
 AUTO_EXACT_MAX_PAIRS = 1_000_000
 
+# Time limits when the caller gives none, in seconds.
+EXACT_TIME_LIMIT_SECONDS = 60.0
+RELAXED_TIME_LIMIT_SECONDS = 600.0
+
 
 def solve_shortlists(
     problem: ShortlistProblem,
@@ -34,6 +45,7 @@ def solve_shortlists(
     num_threads: int = 1,
     random_seed: int = 0,
     relative_gap: float = 0.0,
+    split: bool = True,
 ) -> ShortlistSolution:
     """Solve a shortlist problem with the named method, or pick one by size.
 
@@ -52,7 +64,12 @@ def solve_shortlists(
     random_seed : int
         HiGHS random seed (exact and relaxed).
     relative_gap : float
-        Relative gap at which the exact solver stops; ignored by the others.
+        Relative gap at which the exact solver's MIP and the relaxed
+        solver's pricing stop; the greedy method ignores it.
+    split : bool
+        Solve the independent parts of the problem one by one (see
+        :mod:`matching.solvers.decompose`); exact and relaxed only. The
+        answer is the same either way, up to ties between equal scores.
 
     Returns
     -------
@@ -84,17 +101,37 @@ def solve_shortlists(
 
     if method == "greedy":
         return solve_greedy(problem)
-    limit = (
-        {} if time_limit_seconds is None else {"time_limit_seconds": time_limit_seconds}
-    )
     if method == "exact":
-        return solve_exact(
-            problem,
-            num_threads=num_threads,
-            random_seed=random_seed,
-            relative_gap=relative_gap,
-            **limit,
-        )
-    return solve_relaxed(
-        problem, num_threads=num_threads, random_seed=random_seed, **limit
-    )
+
+        def solve_part(part: ShortlistProblem, seconds: float) -> ShortlistSolution:
+            return solve_exact(
+                part,
+                time_limit_seconds=seconds,
+                num_threads=num_threads,
+                random_seed=random_seed,
+                relative_gap=relative_gap,
+            )
+
+        default_limit = EXACT_TIME_LIMIT_SECONDS
+    else:
+
+        def solve_part(part: ShortlistProblem, seconds: float) -> ShortlistSolution:
+            return solve_relaxed(
+                part,
+                time_limit_seconds=seconds,
+                num_threads=num_threads,
+                random_seed=random_seed,
+                relative_gap=relative_gap,
+            )
+
+        default_limit = RELAXED_TIME_LIMIT_SECONDS
+    limit = default_limit if time_limit_seconds is None else time_limit_seconds
+    check_time_limit(limit)
+    check_threads(num_threads)
+    check_seed(random_seed)
+    check_relative_gap(relative_gap)
+    if split:
+        solution = solve_by_parts(problem, solve_part, time_limit_seconds=limit)
+        if solution is not None:
+            return solution
+    return solve_part(problem, limit)

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from matching.exceptions import SolverError, SolverFailedError
 from matching.problem import ShortlistProblem, ShortlistSolution
 from matching.solvers._common import (
+    check_relative_gap,
     check_seed,
     check_threads,
     check_time_limit,
@@ -36,17 +37,6 @@ FIXING_MARGIN = 1e-7
 # Absolute tolerance under which a selection counts as reaching the bound;
 # HiGHS's default absolute MIP gap (mip_abs_gap) is 1e-6.
 ABSOLUTE_TOLERANCE = 1e-6
-
-
-def _check_relative_gap(relative_gap: float) -> None:
-    if isinstance(relative_gap, bool) or not isinstance(relative_gap, (int, float)):
-        raise TypeError(
-            f"relative_gap must be a number, got {type(relative_gap).__name__}"
-        )
-    if not 0.0 <= relative_gap < 1.0:
-        raise ValueError(
-            f"relative_gap is {relative_gap!r}, but it must be within [0, 1)"
-        )
 
 
 def _is_within_gap(objective: float, bound: float, relative_gap: float) -> bool:
@@ -171,7 +161,7 @@ def solve_exact(
     check_time_limit(time_limit_seconds)
     check_threads(num_threads)
     check_seed(random_seed)
-    _check_relative_gap(relative_gap)
+    check_relative_gap(relative_gap)
     started = time.perf_counter()
     deadline = started + time_limit_seconds
     if problem.num_pairs == 0:

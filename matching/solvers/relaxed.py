@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from matching.problem import ShortlistProblem, ShortlistSolution
 from matching.solvers._common import (
+    check_relative_gap,
     check_seed,
     check_threads,
     check_time_limit,
@@ -94,6 +95,7 @@ def solve_relaxed(
     time_limit_seconds: float = 600.0,
     num_threads: int = 1,
     random_seed: int = 0,
+    relative_gap: float = 0.0,
 ) -> ShortlistSolution:
     """Choose shortlists by rounding the LP relaxation, for rounds too large for a MIP.
 
@@ -107,6 +109,9 @@ def solve_relaxed(
         Threads HiGHS may use.
     random_seed : int
         HiGHS random seed, within ``[0, 2**31 - 1]``.
+    relative_gap : float
+        Stop pricing once the restricted LP's objective is within this
+        relative distance of its dual bound; 0 prices to the LP optimum.
 
     Returns
     -------
@@ -118,7 +123,8 @@ def solve_relaxed(
         its price, and by exactly that when the dual is unique. A cell of
         capacity 0 gets the largest reduced cost among the pairs that only
         it excludes. None when the time limit stopped pricing before the LP
-        optimum.
+        optimum. When pricing stopped on ``relative_gap``, the prices are
+        those of the last restricted LP, within that gap of the optimum.
 
     Raises
     ------
@@ -158,6 +164,7 @@ def solve_relaxed(
     check_time_limit(time_limit_seconds)
     check_threads(num_threads)
     check_seed(random_seed)
+    check_relative_gap(relative_gap)
     started = time.perf_counter()
     if problem.num_pairs == 0:
         return _empty_solution(problem, started, method="relaxed-lp")
@@ -167,12 +174,13 @@ def solve_relaxed(
         deadline=started + time_limit_seconds,
         num_threads=num_threads,
         random_seed=random_seed,
+        relative_gap=relative_gap,
     )
     selected = round_and_fill(problem, lp.column_value)
     bound = lp.bound if math.isfinite(lp.bound) else capacity_bound(problem)
     objective = sum_scores(problem, selected)
     shadow_price = None
-    if lp.row_dual is not None and lp.converged:
+    if lp.row_dual is not None and (lp.converged or lp.within_gap):
         shadow_price = lp.row_dual[
             problem.num_vacancies + problem.num_registrants :
         ].copy()
@@ -180,7 +188,11 @@ def solve_relaxed(
         f"LP {lp.status_name}, {lp.rounds} pricing rounds, {lp.num_columns} columns"
     )
     if not lp.converged:
-        status += ", pricing stopped by the time limit"
+        status += (
+            f", pricing stopped within the relative gap {relative_gap:g}"
+            if lp.within_gap
+            else ", pricing stopped by the time limit"
+        )
     return make_solution(
         problem,
         selected,
