@@ -110,8 +110,11 @@ def solve_exact(
         ``method`` is ``"exact-highs-mip"``. ``status`` is OPTIMAL when the
         gap is within ``relative_gap`` (or 1e-6 absolute), FEASIBLE with the
         proven ``bound`` and ``gap`` when the time limit stopped the search.
-        ``cell_shadow_price`` is None: a MIP has no dual values, and
-        :func:`~matching.solvers.relaxed.solve_relaxed` reports the LP ones.
+        ``cell_shadow_price`` holds the dual values of the cell rows in the
+        linear relaxation solved first: one more unit of a cell's capacity
+        raises the LP optimum by at most its price, and the integer optimum
+        never by more than the LP bound allows. None when pricing did not
+        reach the LP optimum.
 
     Raises
     ------
@@ -179,6 +182,9 @@ def solve_exact(
     lp = solve_lp_relaxation(
         problem, deadline=deadline, num_threads=num_threads, random_seed=random_seed
     )
+    shadow_price = None
+    if lp.row_dual is not None and lp.converged:
+        shadow_price = lp.row_dual[problem.num_vacancies + problem.num_registrants :].copy()
     incumbent = round_and_fill(problem, lp.column_value)
     incumbent_objective = sum_scores(problem, incumbent)
     upper_bound = lp.bound if math.isfinite(lp.bound) else capacity_bound(problem)
@@ -192,6 +198,7 @@ def solve_exact(
             proven_optimal=True,
             method="exact-highs-mip",
             started=started,
+            cell_shadow_price=shadow_price,
             lp_objective=lp.objective if lp.converged else None,
             solver_status="rounded LP point reaches the LP bound",
         )
@@ -204,6 +211,7 @@ def solve_exact(
             proven_optimal=False,
             method="exact-highs-mip",
             started=started,
+            cell_shadow_price=shadow_price,
             lp_objective=lp.objective if lp.converged else None,
             solver_status="time limit reached before the MIP started",
         )
@@ -231,6 +239,7 @@ def solve_exact(
             proven_optimal=False,
             method="exact-highs-mip",
             started=started,
+            cell_shadow_price=shadow_price,
             lp_objective=lp.objective if lp.converged else None,
             solver_status=f"MIP stopped without a solution, kept the LP point: {error}",
         )
@@ -262,6 +271,7 @@ def solve_exact(
         or _is_within_gap(objective, bound, relative_gap),
         method="exact-highs-mip",
         started=started,
+        cell_shadow_price=shadow_price,
         lp_objective=lp.objective if lp.converged else None,
         solver_status=f"MIP over {int(in_mip.sum())} of {problem.num_pairs} pairs: "
         f"{outcome.status_name}",

@@ -248,3 +248,21 @@ def test_highs_model_time_limit_keeps_start() -> None:
     assert not outcome.optimal
     assert outcome.objective == pytest.approx(float(problem.pair_score[start].sum()))
     assert outcome.dual_bound == math.inf
+
+
+def test_exact_reports_lp_cell_prices() -> None:
+    problem = random_problem(
+        17, num_registrants=400, num_vacancies=40, candidates_per_vacancy=30
+    )
+
+    solution = solve_exact(problem)
+    prices = solution.cell_shadow_price
+
+    assert prices is not None
+    assert prices.shape == (problem.num_cells,)
+    assert (prices >= 0).all()
+    # A cell holding no more pairs than its capacity can never bind.
+    pairs_per_cell = np.asarray(problem.pair_cells.sum(axis=0)).reshape(-1)
+    never_binding = pairs_per_cell <= problem.cell_capacity
+    assert (prices[never_binding] == 0).all()
+    assert (prices > 0).any()
