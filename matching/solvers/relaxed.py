@@ -174,10 +174,11 @@ def solve_relaxed(
         deadline=started + time_limit_seconds,
         num_threads=num_threads,
         random_seed=random_seed,
-        relative_gap=relative_gap,
+        # Half the gap for the LP leaves the other half to rounding.
+        relative_gap=relative_gap / 2,
     )
     selected = round_and_fill(problem, lp.column_value)
-    bound = lp.bound if math.isfinite(lp.bound) else capacity_bound(problem)
+    bound = lp.tight_bound if math.isfinite(lp.tight_bound) else capacity_bound(problem)
     objective = sum_scores(problem, selected)
     shadow_price = None
     if lp.row_dual is not None and (lp.converged or lp.within_gap):
