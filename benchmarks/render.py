@@ -228,8 +228,11 @@ def render_scale(store: dict[str, Any]) -> str:
         "",
         "`auto` is the pipeline's solve; its peak memory is the pipeline's, "
         "market and features included. Violations are counted by "
-        "`matching.checks.find_violations`. The exact solver returns no shadow "
-        "prices; the relaxed one returns the LP duals of the cell rows.",
+        "`matching.checks.find_violations`. The exact and relaxed solvers "
+        "report the LP duals of the cell rows as shadow prices; priced cells "
+        "counts those above zero. Solvers may stop at the relative gap given "
+        "per size in `benchmarks/scale.py` (0.05% up to N=100,000, 0.25% at "
+        "N=1,000,000); the exact MIP is not run at N=1,000,000.",
         "",
     ]
     parts += _greedy_section(entries)

@@ -53,7 +53,17 @@ METHODS = ("exact", "relaxed", "greedy")
 # Time limit of the pipeline's auto solve and of each solver process. A run
 # that reaches it reports status "feasible" with its proven bound and gap.
 PIPELINE_TIME_LIMIT_SECONDS = 300.0
+# At a million registrants retrieval takes a few minutes of the 10 allowed.
+PIPELINE_TIME_LIMIT_BY_SIZE = {1_000_000: 400.0}
 TIME_LIMIT_SECONDS = 600.0
+# Relative gap at which the solvers may stop, per size: half the targets'
+# 0.1% up to 100,000 registrants and half of 0.5% at a million.
+RELATIVE_GAP = {1_000_000: 0.0025}
+DEFAULT_RELATIVE_GAP = 0.0005
+# The exact MIP is not run at a million registrants (10M pairs): the LP it
+# starts from is what the relaxed solver computes, and the MIP would only
+# repeat it under a longer limit.
+METHODS_BY_SIZE = {1_000_000: ("relaxed", "greedy")}
 # Vacancies whose top-K is recomputed by brute force for the recall figure.
 RECALL_SAMPLE = 50
 RECALL_SAMPLE_LARGE = 20
@@ -87,7 +97,9 @@ def run_pipeline(size: int, shape: str, seed: int, work_dir: Path) -> dict[str, 
     index = AgreementIndex(market.agreements)
     config = market.round_config(
         candidates_per_vacancy=CANDIDATES_PER_VACANCY,
-        time_limit_seconds=PIPELINE_TIME_LIMIT_SECONDS,
+        time_limit_seconds=PIPELINE_TIME_LIMIT_BY_SIZE.get(
+            size, PIPELINE_TIME_LIMIT_SECONDS
+        ),
     )
     started = time.perf_counter()
     search = retrieve_candidates(market.features, market.profiles, index, config)
@@ -109,6 +121,7 @@ def run_pipeline(size: int, shape: str, seed: int, work_dir: Path) -> dict[str, 
         method="auto",
         time_limit_seconds=config.time_limit_seconds,
         num_threads=config.num_threads,
+        relative_gap=relative_gap_for(size),
     )
     record["auto_seconds"] = time.perf_counter() - started
     record["auto_method"] = solution.method
@@ -117,6 +130,7 @@ def run_pipeline(size: int, shape: str, seed: int, work_dir: Path) -> dict[str, 
     record["auto_gap"] = solution.gap
     record["auto_status"] = solution.status.value
     record["auto_violations"] = len(find_violations(problem, solution.selected))
+    record["relative_gap"] = relative_gap_for(size)
     record["pipeline_peak_mib"] = peak_memory_mib()
 
     record.update(
@@ -149,18 +163,27 @@ def run_pipeline(size: int, shape: str, seed: int, work_dir: Path) -> dict[str, 
     return record
 
 
-def run_solver(problem_path: Path, method: str) -> dict[str, Any]:
+def relative_gap_for(size: int) -> float:
+    """Relative gap the solvers may stop at for a market of ``size`` registrants."""
+    return RELATIVE_GAP.get(size, DEFAULT_RELATIVE_GAP)
+
+
+def run_solver(problem_path: Path, method: str, relative_gap: float) -> dict[str, Any]:
     """Load a saved problem, solve it with one method, and check the result."""
     problem = _load_problem(problem_path)
     loaded_mib = peak_memory_mib()
     started = time.perf_counter()
     solution = solve_shortlists(
-        problem, method=method, time_limit_seconds=TIME_LIMIT_SECONDS
+        problem,
+        method=method,
+        time_limit_seconds=TIME_LIMIT_SECONDS,
+        relative_gap=relative_gap,
     )
     wall = time.perf_counter() - started
     violations = find_violations(problem, solution.selected)
     record: dict[str, Any] = {
         "method": method,
+        "relative_gap": relative_gap,
         "algorithm": solution.method,
         "objective": solution.objective,
         "bound": solution.bound,
@@ -258,9 +281,16 @@ def run_scale(
             )
             pipeline["solvers"] = {}
             for method in methods:
+                if method not in METHODS_BY_SIZE.get(size, methods):
+                    continue
                 log(f"scale: N={size} {shape}: {method}")
                 pipeline["solvers"][method] = _run_worker(
-                    ["solve", str(work_dir / _problem_name(size, shape)), method]
+                    [
+                        "solve",
+                        str(work_dir / _problem_name(size, shape)),
+                        method,
+                        str(relative_gap_for(size)),
+                    ]
                 )
             (work_dir / _problem_name(size, shape)).unlink(missing_ok=True)
             records.append(pipeline)
@@ -316,11 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     solve = commands.add_parser("solve", help="solve a saved problem with one method")
     solve.add_argument("problem", type=Path)
     solve.add_argument("method", choices=METHODS)
+    solve.add_argument("relative_gap", type=float)
     args = parser.parse_args(argv)
     if args.command == "pipeline":
         record = run_pipeline(args.size, args.shape, args.seed, args.work_dir)
     else:
-        record = run_solver(args.problem, args.method)
+        record = run_solver(args.problem, args.method, args.relative_gap)
     print(json.dumps(record))
     return 0
 
