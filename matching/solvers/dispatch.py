@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from matching.problem import ShortlistProblem, ShortlistSolution
 from matching.solvers._common import (
@@ -13,6 +14,7 @@ from matching.solvers._common import (
 )
 from matching.solvers.decompose import solve_by_parts
 from matching.solvers.exact import solve_exact
+from matching.solvers.flow import solve_flow_if_cells_hold
 from matching.solvers.greedy import solve_greedy
 from matching.solvers.relaxed import solve_relaxed
 
@@ -32,6 +34,13 @@ SOLVER_METHODS = ("auto", "exact", "relaxed", "greedy")
 # 2 CPU cores shared with other jobs.
 AUTO_EXACT_MAX_PAIRS = 1_000_000
 
+# From this many pairs, exact and relaxed first solve the problem without its
+# quota cells by min-cost flow. When no cell cap is exceeded that flow is
+# optimal with the cells too. On the 100k-registrant contended benchmark
+# market no cell bound and the flow proved optimality in 5.6 s against 10 s
+# for the priced LP. Where cells bind it costs about a third of the LP's time.
+FLOW_FIRST_MIN_PAIRS = 100_000
+
 # Time limits when the caller gives none, in seconds.
 EXACT_TIME_LIMIT_SECONDS = 60.0
 RELAXED_TIME_LIMIT_SECONDS = 600.0
@@ -46,6 +55,7 @@ def solve_shortlists(
     random_seed: int = 0,
     relative_gap: float = 0.0,
     split: bool = True,
+    flow_first: bool = True,
 ) -> ShortlistSolution:
     """Solve a shortlist problem with the named method, or pick one by size.
 
@@ -69,7 +79,11 @@ def solve_shortlists(
     split : bool
         Solve the independent parts of the problem one by one (see
         :mod:`matching.solvers.decompose`); exact and relaxed only. The
-        answer is the same either way, up to ties between equal scores.
+        result is the same either way, up to ties between equal scores.
+    flow_first : bool
+        For exact and relaxed on parts of ``FLOW_FIRST_MIN_PAIRS`` pairs or
+        more, try min-cost flow without the quota cells first and keep its
+        answer when every cell cap holds (``method`` is then ``"flow"``).
 
     Returns
     -------
@@ -103,7 +117,9 @@ def solve_shortlists(
         return solve_greedy(problem)
     if method == "exact":
 
-        def solve_part(part: ShortlistProblem, seconds: float) -> ShortlistSolution:
+        def solve_lp_based(
+            part: ShortlistProblem, seconds: float
+        ) -> ShortlistSolution:
             return solve_exact(
                 part,
                 time_limit_seconds=seconds,
@@ -115,7 +131,9 @@ def solve_shortlists(
         default_limit = EXACT_TIME_LIMIT_SECONDS
     else:
 
-        def solve_part(part: ShortlistProblem, seconds: float) -> ShortlistSolution:
+        def solve_lp_based(
+            part: ShortlistProblem, seconds: float
+        ) -> ShortlistSolution:
             return solve_relaxed(
                 part,
                 time_limit_seconds=seconds,
@@ -125,6 +143,15 @@ def solve_shortlists(
             )
 
         default_limit = RELAXED_TIME_LIMIT_SECONDS
+    def solve_part(part: ShortlistProblem, seconds: float) -> ShortlistSolution:
+        if flow_first and part.num_pairs >= FLOW_FIRST_MIN_PAIRS:
+            started = time.perf_counter()
+            solution = solve_flow_if_cells_hold(part)
+            if solution is not None:
+                return solution
+            seconds = max(seconds - (time.perf_counter() - started), 1e-3)
+        return solve_lp_based(part, seconds)
+
     limit = default_limit if time_limit_seconds is None else time_limit_seconds
     check_time_limit(limit)
     check_threads(num_threads)

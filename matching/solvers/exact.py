@@ -179,15 +179,27 @@ def solve_exact(
         )
 
     # Step 1: LP bound, reduced costs and a rounded incumbent.
+    # With a gap allowed, pricing may stop at half of it; the MIP below then
+    # works from those duals, which are valid though not optimal.
     lp = solve_lp_relaxation(
-        problem, deadline=deadline, num_threads=num_threads, random_seed=random_seed
+        problem,
+        deadline=deadline,
+        num_threads=num_threads,
+        random_seed=random_seed,
+        relative_gap=relative_gap / 2,
     )
     shadow_price = None
-    if lp.row_dual is not None and lp.converged:
-        shadow_price = lp.row_dual[problem.num_vacancies + problem.num_registrants :].copy()
+    if lp.row_dual is not None and (lp.converged or lp.within_gap):
+        shadow_price = lp.row_dual[
+            problem.num_vacancies + problem.num_registrants :
+        ].copy()
     incumbent = round_and_fill(problem, lp.column_value)
     incumbent_objective = sum_scores(problem, incumbent)
-    upper_bound = lp.bound if math.isfinite(lp.bound) else capacity_bound(problem)
+    upper_bound = (
+        min(lp.bound, lp.tight_bound)
+        if math.isfinite(lp.tight_bound)
+        else capacity_bound(problem)
+    )
 
     # Step 2: the rounded LP point may already be optimal.
     if _is_within_gap(incumbent_objective, upper_bound, relative_gap):

@@ -16,7 +16,12 @@ from matching.solvers.greedy import capacity_bound, choosable_pairs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SCORE_SCALE", "cells_can_bind", "solve_flow"]
+__all__ = [
+    "SCORE_SCALE",
+    "cells_can_bind",
+    "solve_flow",
+    "solve_flow_if_cells_hold",
+]
 
 # Min-cost flow needs integer costs, so a score s costs -round(s * SCORE_SCALE).
 # Scores are in [0, 1], and a scale of 1e6 keeps six decimals. The solver
@@ -102,6 +107,60 @@ def solve_flow(problem: ShortlistProblem) -> ShortlistSolution:
             "use solve_exact or solve_relaxed"
         )
     started = time.perf_counter()
+    selected, bound = _flow_without_cells(problem)
+    return make_solution(
+        problem,
+        selected,
+        bound=bound,
+        proven_optimal=True,
+        method="flow",
+        started=started,
+        cell_shadow_price=np.zeros(problem.num_cells),
+        solver_status=f"min-cost flow optimal for scores rounded to 1/{SCORE_SCALE}",
+    )
+
+
+def solve_flow_if_cells_hold(problem: ShortlistProblem) -> ShortlistSolution | None:
+    """Solve without the quota cells; return the result only if it keeps every cap.
+
+    Dropping the cells can only raise the optimum, so the flow optimum bounds
+    the problem with cells. A flow selection that keeps every cell's cap is
+    therefore optimal for the problem with cells as well, and its cells'
+    shadow prices are 0. Returns None when some cell's cap is exceeded.
+    """
+    started = time.perf_counter()
+    selected, bound = _flow_without_cells(problem)
+    use = np.asarray(
+        problem.pair_cells.T @ selected.astype(np.int64), dtype=np.int64
+    ).reshape(-1)
+    over = use > problem.cell_capacity
+    if over.any():
+        logger.debug(
+            "min-cost flow without cells exceeds %d of %d cell caps",
+            int(over.sum()),
+            problem.num_cells,
+        )
+        return None
+    return make_solution(
+        problem,
+        selected,
+        bound=bound,
+        proven_optimal=True,
+        method="flow",
+        started=started,
+        cell_shadow_price=np.zeros(problem.num_cells),
+        solver_status=(
+            f"min-cost flow optimal for scores rounded to 1/{SCORE_SCALE}; "
+            "no quota cell binds"
+        ),
+    )
+
+
+def _flow_without_cells(
+    problem: ShortlistProblem,
+) -> tuple[NDArray[np.bool_], float]:
+    """Return the min-cost flow selection ignoring cells, and its upper bound."""
+    started = time.perf_counter()
     num_vacancies = problem.num_vacancies
     num_registrants = problem.num_registrants
 
@@ -183,13 +242,4 @@ def solve_flow(problem: ShortlistProblem) -> ShortlistSolution:
         pairs.shape[0],
         time.perf_counter() - started,
     )
-    return make_solution(
-        problem,
-        selected,
-        bound=bound,
-        proven_optimal=True,
-        method="flow",
-        started=started,
-        cell_shadow_price=np.zeros(problem.num_cells),
-        solver_status=f"min-cost flow optimal for scores rounded to 1/{SCORE_SCALE}",
-    )
+    return selected, bound

@@ -178,6 +178,11 @@ def solve_relaxed(
         relative_gap=relative_gap / 2,
     )
     selected = round_and_fill(problem, lp.column_value)
+    if not (lp.converged or lp.within_gap):
+        # A restricted LP stopped early can round to less than plain greedy.
+        greedy = fill_greedily(problem)
+        if sum_scores(problem, greedy) > sum_scores(problem, selected):
+            selected = greedy
     bound = lp.tight_bound if math.isfinite(lp.tight_bound) else capacity_bound(problem)
     objective = sum_scores(problem, selected)
     shadow_price = None
