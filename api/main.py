@@ -103,6 +103,7 @@ def _start(settings: Settings, engine: MatchingEngine | None) -> ServiceContext:
     if engine is None:
         started = time.perf_counter()
         engine = MatchingEngine.from_fixtures(cache_dir=settings.label_cache_dir)
+        engine.builder.encoder.num_threads = settings.embedding_threads
         logger.info("matching engine loaded in %.1f s", time.perf_counter() - started)
     builder_lock = threading.RLock()
     context = ServiceContext(

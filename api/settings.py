@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     shortlist_time_limit_seconds: float = Field(default=10.0, gt=0.0, le=3_600.0)
     round_time_limit_seconds: float = Field(default=120.0, gt=0.0, le=86_400.0)
     solver_threads: int = Field(default=1, ge=1, le=64)
+    embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="PyTorch threads for embedding new labels when the service "
+        "loads the model itself; one leaves the other cores to the request "
+        "that waits for the vectors and to the database.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("database_url")

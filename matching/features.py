@@ -211,6 +211,126 @@ def _take_tuple(
     return tuple(values[row] for row in rows)
 
 
+# Occupation claim as (isco_code, esco_uri, title), and what it resolves to:
+# the match, the ISCO unit group and the title text pooled into the vector.
+ClaimKey = tuple[str | None, str | None, str | None]
+ResolvedClaim = tuple[ConceptMatch, str | None, str]
+
+
+@dataclass
+class ResolutionMemo:
+    """Skill and occupation matches kept across the batches of one load.
+
+    Passing the same memo to :meth:`FeatureBuilder.resolve_registrants` for
+    every batch resolves a text repeated across batches once. The owner bounds
+    its size, and drops it whenever the normaliser may return other matches.
+    """
+
+    skills: dict[str, ConceptMatch] = field(default_factory=dict)
+    claims: dict[ClaimKey, ResolvedClaim] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.skills) + len(self.claims)
+
+    def clear(self) -> None:
+        """Forget every match."""
+        self.skills.clear()
+        self.claims.clear()
+
+
+@dataclass(frozen=True)
+class ResolvedRegistrants:
+    """A batch of registrants with skills and titles resolved to ESCO and pooled.
+
+    Skills are kept once per distinct text of the batch, and each registrant
+    points into that table, so work per row is array indexing.
+
+    Attributes
+    ----------
+    skill_texts
+        Distinct skill texts of the batch, as given, in sorted order.
+    skill_text_matches
+        Normalisation outcome of each distinct text.
+    skill_keys
+        Distinct vocabulary keys of the batch (ESCO URI, or ``text:`` and the
+        folded text when unmapped), in order of first use.
+    skill_key_of_text
+        (T,) int64 index into ``skill_keys`` of each distinct text.
+    skill_indptr
+        (N + 1,) int64 offsets: the skills of row ``i`` are
+        ``skill_entries[skill_indptr[i]:skill_indptr[i + 1]]``.
+    skill_entries
+        Index into ``skill_texts`` of every skill as given, row after row,
+        repeats kept.
+    occupation_matches
+        Per registrant, the match of each occupation claim.
+    occupation_codes
+        Per registrant, the ISCO unit group of each claim, or None.
+    vectors
+        (N, d) float32 L2-normalised profile vectors.
+    """
+
+    skill_texts: tuple[str, ...]
+    skill_text_matches: tuple[ConceptMatch, ...]
+    skill_keys: tuple[str, ...]
+    skill_key_of_text: NDArray[np.int64]
+    skill_indptr: NDArray[np.int64]
+    skill_entries: NDArray[np.int64]
+    occupation_matches: tuple[tuple[ConceptMatch, ...], ...]
+    occupation_codes: tuple[tuple[str | None, ...], ...]
+    vectors: NDArray[np.float32]
+
+    @property
+    def count(self) -> int:
+        """Number of registrants."""
+        return self.skill_indptr.size - 1
+
+    def entry_rows(self) -> NDArray[np.int64]:
+        """Return the row of every entry of ``skill_entries``."""
+        return np.repeat(
+            np.arange(self.count, dtype=np.int64), np.diff(self.skill_indptr)
+        )
+
+    def distinct_skill_keys(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Return each registrant's skill keys, each once, in the order first given.
+
+        Returns
+        -------
+        indptr, keys
+            (N + 1,) offsets and the indices into ``skill_keys``: the keys of
+            row ``i`` are ``keys[indptr[i]:indptr[i + 1]]``.
+        """
+        keys = self.skill_key_of_text[self.skill_entries]
+        rows = self.entry_rows()
+        first_entries = _first_of_each_pair(rows, keys, len(self.skill_keys))
+        indptr = np.zeros(self.count + 1, dtype=np.int64)
+        np.cumsum(
+            np.bincount(rows[first_entries], minlength=self.count), out=indptr[1:]
+        )
+        return indptr, keys[first_entries]
+
+    def skill_matches_per_row(self) -> tuple[tuple[ConceptMatch, ...], ...]:
+        """Return the match of every skill as given, per registrant."""
+        table = np.empty(len(self.skill_text_matches), dtype=object)
+        table[:] = self.skill_text_matches
+        flat = table[self.skill_entries].tolist()
+        bounds = self.skill_indptr.tolist()
+        return tuple(
+            tuple(flat[start:stop])
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+        )
+
+
+def _first_of_each_pair(
+    rows: NDArray[np.int64], columns: NDArray[np.int64], width: int
+) -> NDArray[np.int64]:
+    """Return, in ascending order, the position of the first entry of each (row, column)."""
+    if not rows.size:
+        return np.zeros(0, dtype=np.int64)
+    _, first = np.unique(rows * max(width, 1) + columns, return_index=True)
+    return np.sort(first)
+
+
 @dataclass(frozen=True)
 class VacancyProfile:
     """One vacancy resolved against the taxonomy, ready for scoring."""
@@ -297,6 +417,87 @@ class FeatureBuilder:
             return self.taxonomy.occupations[match.uri].isco_code
         return None
 
+    def resolve_registrants(
+        self,
+        registrants: Sequence[Registrant],
+        *,
+        progress: ProgressCallback = _no_progress,
+        memo: ResolutionMemo | None = None,
+    ) -> ResolvedRegistrants:
+        """Normalise the skills and titles of a batch and pool its profile vectors.
+
+        Each distinct skill text and each distinct occupation claim of the
+        batch is resolved once. The skill vocabulary is not changed.
+
+        Parameters
+        ----------
+        registrants
+            Validated records.
+        progress
+            Called as ``progress(stage, done, total)`` while the batch is resolved.
+        memo
+            Matches from earlier batches of the same load, read and extended
+            here; a new one serves this batch only when omitted.
+
+        Returns
+        -------
+        ResolvedRegistrants
+        """
+        count = len(registrants)
+        memo = ResolutionMemo() if memo is None else memo
+        lengths = np.fromiter(
+            (len(registrant.skills) for registrant in registrants),
+            dtype=np.int64,
+            count=count,
+        )
+        indptr = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        entry_texts = [text for registrant in registrants for text in registrant.skills]
+        texts = sorted(set(entry_texts))
+        position = dict(zip(texts, range(len(texts)), strict=True))
+        entries = np.fromiter(
+            map(position.__getitem__, entry_texts),
+            dtype=np.int64,
+            count=len(entry_texts),
+        )
+        matches = self._map_skill_texts(texts, progress, memo.skills)
+
+        # Keys are numbered in order of first use, as a row-by-row scan meets them.
+        key_texts = [self._skill_key(match) for match in matches]
+        # Every distinct text occurs, so np.unique returns each one's first entry.
+        first_use = np.unique(entries, return_index=True)[1]
+        key_position: dict[str, int] = {}
+        for text_index in np.argsort(first_use, kind="stable").tolist():
+            key_position.setdefault(key_texts[text_index], len(key_position))
+        key_of_text = np.fromiter(
+            (key_position[key] for key in key_texts), dtype=np.int64, count=len(texts)
+        )
+
+        occupation_matches, occupation_codes, titles = self._resolve_claims(
+            registrants, memo.claims
+        )
+        progress("profile vectors", 0, count)
+        labels = [self.skill_label(match) for match in matches]
+        vectors = _pool_indexed(
+            self.encoder,
+            labels,
+            np.repeat(np.arange(count, dtype=np.int64), lengths),
+            entries,
+            titles,
+        )
+        progress("profile vectors", count, count)
+        return ResolvedRegistrants(
+            skill_texts=tuple(texts),
+            skill_text_matches=tuple(matches),
+            skill_keys=tuple(key_position),
+            skill_key_of_text=key_of_text,
+            skill_indptr=indptr,
+            skill_entries=entries,
+            occupation_matches=occupation_matches,
+            occupation_codes=occupation_codes,
+            vectors=vectors,
+        )
+
     def build_registrants(
         self,
         registrants: Sequence[Registrant],
@@ -317,69 +518,25 @@ class FeatureBuilder:
         RegistrantFeatures
         """
         count = len(registrants)
-        skill_matches = self._map_registrant_skills(registrants, progress)
-        occupation_matches = self._map_registrant_occupations(registrants)
+        resolved = self.resolve_registrants(registrants, progress=progress)
 
-        skill_rows: list[int] = []
-        skill_cols: list[int] = []
-        for row, matches in enumerate(skill_matches):
-            seen: set[int] = set()
-            for match in matches:
-                column = self.vocabulary.id_of(self._skill_key(match))
-                if column not in seen:
-                    seen.add(column)
-                    skill_rows.append(row)
-                    skill_cols.append(column)
-
-        isco_rows: dict[int, list[tuple[int, int]]] = {
-            level: [] for level in ISCO_LEVELS
-        }
-        year_entries: dict[tuple[int, int], float] = {}
-        titles_per_row: list[list[str]] = []
-        for row, (registrant, matches) in enumerate(
-            zip(registrants, occupation_matches, strict=True)
-        ):
-            titles: list[str] = []
-            for claim, match in zip(registrant.occupations, matches, strict=True):
-                code = self.occupation_isco(claim.isco_code, match)
-                titles.append(self._occupation_text(claim.title, code, match))
-                if code is None:
-                    continue
-                for level in ISCO_LEVELS:
-                    column = self._level_columns[level].get(code[:level])
-                    if column is not None:
-                        isco_rows[level].append((row, column))
-                minor = self._minor_columns.get(code[:3])
-                if minor is not None:
-                    key = (row, minor)
-                    year_entries[key] = (
-                        year_entries.get(key, 0.0) + claim.years_experience
-                    )
-            titles_per_row.append([title for title in titles if title])
-
-        progress("profile vectors", 0, count)
-        vectors = self._pool_vectors(skill_matches, titles_per_row)
-        progress("profile vectors", count, count)
-
+        key_indptr, key_entries = resolved.distinct_skill_keys()
+        column_of_key = np.fromiter(
+            (self.vocabulary.id_of(key) for key in resolved.skill_keys),
+            dtype=np.int64,
+            count=len(resolved.skill_keys),
+        )
         width = max(len(self.vocabulary), 1)
         skills = sp.csr_array(
-            (np.ones(len(skill_rows), dtype=np.float32), (skill_rows, skill_cols)),
+            (
+                np.ones(key_entries.size, dtype=np.float32),
+                column_of_key[key_entries],
+                key_indptr,
+            ),
             shape=(count, width),
         )
-        isco = {
-            level: _indicator(entries, count, len(self._level_columns[level]))
-            for level, entries in isco_rows.items()
-        }
-        minor_years = sp.csr_array(
-            (
-                np.array(list(year_entries.values()), dtype=np.float32),
-                (
-                    np.array([key[0] for key in year_entries], dtype=np.int64),
-                    np.array([key[1] for key in year_entries], dtype=np.int64),
-                ),
-            ),
-            shape=(count, len(self._minor_columns)),
-        )
+        skills.sort_indices()
+        isco, minor_years = self._occupation_arrays(registrants, resolved)
         languages = _language_arrays(registrants)
         qualifications = _qualification_arrays(registrants)
         return RegistrantFeatures(
@@ -394,7 +551,7 @@ class FeatureBuilder:
                 [registrant.available_from.toordinal() for registrant in registrants],
                 dtype=np.int64,
             ),
-            vectors=vectors,
+            vectors=resolved.vectors,
             skills=skills,
             isco=isco,
             isco_columns=self._level_columns,
@@ -406,50 +563,100 @@ class FeatureBuilder:
             qualification_level=qualifications[1],
             qualification_field=qualifications[2],
             qualification_country=qualifications[3],
-            skill_matches=tuple(tuple(matches) for matches in skill_matches),
-            occupation_matches=tuple(tuple(matches) for matches in occupation_matches),
+            skill_matches=resolved.skill_matches_per_row(),
+            occupation_matches=resolved.occupation_matches,
         )
 
-    def _map_registrant_skills(
-        self, registrants: Sequence[Registrant], progress: ProgressCallback
-    ) -> list[list[ConceptMatch]]:
-        distinct = sorted(
-            {text for registrant in registrants for text in registrant.skills}
+    def _occupation_arrays(
+        self, registrants: Sequence[Registrant], resolved: ResolvedRegistrants
+    ) -> tuple[dict[int, sp.csr_array], sp.csr_array]:
+        count = len(registrants)
+        isco_rows: dict[int, list[tuple[int, int]]] = {
+            level: [] for level in ISCO_LEVELS
+        }
+        year_entries: dict[tuple[int, int], float] = {}
+        for row, (registrant, codes) in enumerate(
+            zip(registrants, resolved.occupation_codes, strict=True)
+        ):
+            for claim, code in zip(registrant.occupations, codes, strict=True):
+                if code is None:
+                    continue
+                for level in ISCO_LEVELS:
+                    column = self._level_columns[level].get(code[:level])
+                    if column is not None:
+                        isco_rows[level].append((row, column))
+                minor = self._minor_columns.get(code[:3])
+                if minor is not None:
+                    key = (row, minor)
+                    year_entries[key] = (
+                        year_entries.get(key, 0.0) + claim.years_experience
+                    )
+        isco = {
+            level: _indicator(entries, count, len(self._level_columns[level]))
+            for level, entries in isco_rows.items()
+        }
+        minor_years = sp.csr_array(
+            (
+                np.array(list(year_entries.values()), dtype=np.float32),
+                (
+                    np.array([key[0] for key in year_entries], dtype=np.int64),
+                    np.array([key[1] for key in year_entries], dtype=np.int64),
+                ),
+            ),
+            shape=(count, len(self._minor_columns)),
         )
-        progress("skill normalisation", 0, len(distinct))
-        mapped: dict[str, ConceptMatch] = {}
+        return isco, minor_years
+
+    def _map_skill_texts(
+        self,
+        texts: list[str],
+        progress: ProgressCallback,
+        memo: dict[str, ConceptMatch],
+    ) -> list[ConceptMatch]:
+        pending = [text for text in texts if text not in memo]
+        progress("skill normalisation", 0, len(pending))
         batch = 2_000
-        for start in range(0, len(distinct), batch):
-            chunk = distinct[start : start + batch]
-            for text, match in zip(
-                chunk, self.normaliser.map_skills(chunk), strict=True
-            ):
-                mapped[text] = match
+        for start in range(0, len(pending), batch):
+            chunk = pending[start : start + batch]
+            memo.update(zip(chunk, self.normaliser.map_skills(chunk), strict=True))
             progress(
-                "skill normalisation", min(start + batch, len(distinct)), len(distinct)
+                "skill normalisation", min(start + batch, len(pending)), len(pending)
             )
-        return [
-            [mapped[text] for text in registrant.skills] for registrant in registrants
-        ]
+        return [memo[text] for text in texts]
 
-    def _map_registrant_occupations(
-        self, registrants: Sequence[Registrant]
-    ) -> list[list[ConceptMatch]]:
-        results: list[list[ConceptMatch]] = []
-        cache: dict[tuple[str | None, str | None, str | None], ConceptMatch] = {}
+    def _resolve_claims(
+        self,
+        registrants: Sequence[Registrant],
+        cache: dict[ClaimKey, ResolvedClaim],
+    ) -> tuple[
+        tuple[tuple[ConceptMatch, ...], ...],
+        tuple[tuple[str | None, ...], ...],
+        list[list[str]],
+    ]:
+        """Resolve every occupation claim: its match, ISCO unit group and title text."""
+        matches: list[tuple[ConceptMatch, ...]] = []
+        codes: list[tuple[str | None, ...]] = []
+        titles: list[list[str]] = []
         for registrant in registrants:
-            matches = []
+            row_matches = []
+            row_codes = []
+            row_titles = []
             for claim in registrant.occupations:
                 key = (claim.isco_code, claim.esco_uri, claim.title)
-                match = cache.get(key)
-                if match is None:
-                    match = self._resolve_occupation(
-                        claim.isco_code, claim.esco_uri, claim.title
-                    )
-                    cache[key] = match
-                matches.append(match)
-            results.append(matches)
-        return results
+                resolved = cache.get(key)
+                if resolved is None:
+                    match = self._resolve_occupation(*key)
+                    code = self.occupation_isco(claim.isco_code, match)
+                    text = self._occupation_text(claim.title, code, match)
+                    resolved = cache[key] = (match, code, text)
+                row_matches.append(resolved[0])
+                row_codes.append(resolved[1])
+                if resolved[2]:
+                    row_titles.append(resolved[2])
+            matches.append(tuple(row_matches))
+            codes.append(tuple(row_codes))
+            titles.append(row_titles)
+        return tuple(matches), tuple(codes), titles
 
     def _resolve_occupation(
         self, isco_code: str | None, esco_uri: str | None, title: str | None
@@ -472,16 +679,6 @@ class FeatureBuilder:
         if code is not None:
             return self.taxonomy.isco_groups.get(code, "")
         return ""
-
-    def _pool_vectors(
-        self,
-        skill_matches: Sequence[Sequence[ConceptMatch]],
-        titles: Sequence[Sequence[str]],
-    ) -> NDArray[np.float32]:
-        skill_texts = [
-            [self.skill_label(match) for match in matches] for matches in skill_matches
-        ]
-        return pool_profile_vectors(self.encoder, skill_texts, titles)
 
     def build_vacancy(self, vacancy: Vacancy) -> VacancyProfile:
         """Resolve a vacancy's occupation and essential skills and pool its vector.
@@ -543,23 +740,54 @@ def pool_profile_vectors(
     -------
     ndarray of float32, shape (profiles, dim)
         ``SKILL_WEIGHT * mean(skills) + TITLE_WEIGHT * mean(titles)``,
-        normalised; a profile with neither is the zero vector.
+        normalised; a profile with neither is the zero vector. A label given
+        twice in one profile counts once.
     """
+    labels = sorted({text for texts in skill_texts for text in texts})
+    position = dict(zip(labels, range(len(labels)), strict=True))
+    rows, entries = _membership(skill_texts, position)
+    return _pool_indexed(encoder, labels, rows, entries, title_texts)
+
+
+def _pool_indexed(
+    encoder: LabelEncoder,
+    skill_labels: Sequence[str],
+    skill_rows: NDArray[np.int64],
+    skill_entries: NDArray[np.int64],
+    title_texts: Sequence[Sequence[str]],
+) -> NDArray[np.float32]:
+    """Pool profile vectors from skill entries given as (row, label index) pairs.
+
+    ``skill_entries`` index ``skill_labels``; several labels may be equal and
+    a label repeated in one row counts once, as in :func:`pool_profile_vectors`.
+    There is one row per entry of ``title_texts``.
+    """
+    count = len(title_texts)
     distinct = sorted(
-        {text for texts in (*skill_texts, *title_texts) for text in texts}
+        {*skill_labels, *(text for texts in title_texts for text in texts)}
     )
-    position = {text: index for index, text in enumerate(distinct)}
+    position = dict(zip(distinct, range(len(distinct)), strict=True))
+    skill_columns = np.fromiter(
+        map(position.__getitem__, skill_labels), dtype=np.int64, count=len(skill_labels)
+    )[skill_entries]
+    title_rows, title_columns = _membership(title_texts, position)
     table = (
         encoder.encode(distinct) if distinct else np.zeros((0, encoder.dim), np.float32)
     )
-    count = len(skill_texts)
     pooled = np.zeros((count, encoder.dim), dtype=np.float32)
-    for weight, groups in ((SKILL_WEIGHT, skill_texts), (TITLE_WEIGHT, title_texts)):
-        rows, cols = _membership(groups, position)
-        if not rows.size:
+    for weight, rows, columns in (
+        (SKILL_WEIGHT, skill_rows, skill_columns),
+        (TITLE_WEIGHT, title_rows, title_columns),
+    ):
+        first_entries = _first_of_each_pair(rows, columns, len(distinct))
+        if not first_entries.size:
             continue
         matrix = sp.csr_array(
-            (np.ones(rows.size, np.float32), (rows, cols)), shape=(count, len(distinct))
+            (
+                np.ones(first_entries.size, np.float32),
+                (rows[first_entries], columns[first_entries]),
+            ),
+            shape=(count, len(distinct)),
         )
         sizes = np.maximum(matrix.sum(axis=1), 1.0).astype(np.float32)
         pooled += weight * (matrix @ table) / sizes[:, None]
@@ -571,9 +799,17 @@ def pool_profile_vectors(
 def _membership(
     groups: Sequence[Sequence[str]], position: dict[str, int]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    rows = [row for row, texts in enumerate(groups) for _ in dict.fromkeys(texts)]
-    cols = [position[text] for texts in groups for text in dict.fromkeys(texts)]
-    return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+    """Return the row and the ``position`` of every text of ``groups``, repeats kept."""
+    lengths = np.fromiter(
+        (len(texts) for texts in groups), dtype=np.int64, count=len(groups)
+    )
+    rows = np.repeat(np.arange(len(groups), dtype=np.int64), lengths)
+    columns = np.fromiter(
+        (position[text] for texts in groups for text in texts),
+        dtype=np.int64,
+        count=int(lengths.sum()),
+    )
+    return rows, columns
 
 
 def _indicator(entries: list[tuple[int, int]], rows: int, cols: int) -> sp.csr_array:

@@ -4,13 +4,18 @@ The body is read as a stream of byte lines (:class:`ChunkReader`), so memory
 contains one batch at a time whatever the file size. For each batch of valid rows:
 
 1. rows whose content hash matches the stored one are counted unchanged;
-2. the rest are normalised and embedded by the engine's feature builder;
+2. the rest are normalised and embedded by the engine's feature builder, each
+   distinct skill text and title of the batch once;
 3. names and birth dates are compared with other agencies' registrants;
 4. the batch is written in one transaction: every row whole, with its vector
    and normalised skills in the same row, or none of them.
 
-A batch that fails to write leaves the earlier batches stored; sending the same
-file again stores the rest and reports the earlier rows as unchanged.
+Step 4 runs in a writer thread while the next batch goes through steps 1 to 3,
+so the database works while Python parses and normalises. At most one batch is
+being written at a time, and batch ``k + 1`` is handed to the writer only after
+batch ``k`` committed. A batch that fails to write therefore leaves the earlier
+batches stored and no later one; sending the same file again stores the rest
+and reports the earlier rows as unchanged.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz, utils
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from api.context import ServiceContext
@@ -34,7 +41,7 @@ from api.services.audit import record_audit, utc_now
 from api.services.registry import VECTOR_DTYPE, bump_version
 from api.tables import RegistrantRow
 from matching.exceptions import RecordError
-from matching.features import normalise_field
+from matching.features import ResolutionMemo, ResolvedRegistrants, normalise_field
 from matching.models import Registrant
 from matching.readers import iter_byte_lines, iter_registrants
 
@@ -159,30 +166,13 @@ def ingest_registrants(
         If the body exceeds ``max_upload_bytes``; batches already written stay.
     """
     started = time.perf_counter()
-    settings = context.settings
-    report = _ReportBuilder(max_listed=settings.max_reported_row_errors)
-    batch: list[tuple[int, Registrant]] = []
-    for item in iter_registrants(iter_byte_lines(body), fmt=fmt):
-        report.rows_read += 1
-        if isinstance(item, RecordError):
-            report.reject(item.line, item.field, item.reason, item.record_id)
-            continue
-        line, registrant = item
-        if registrant.agency_id != agency_id:
-            report.reject(
-                line,
-                "agency_id",
-                f"agency_id '{registrant.agency_id}' is not the agency of this API key "
-                f"('{agency_id}'); an agency uploads its own registrants only",
-                registrant.external_id,
-            )
-            continue
-        batch.append(item)
-        if len(batch) >= settings.ingest_batch_rows:
-            _store_batch(context, agency_id, batch, report)
-            batch = []
-    if batch:
-        _store_batch(context, agency_id, batch, report)
+    report = _ReportBuilder(max_listed=context.settings.max_reported_row_errors)
+    memo = _UploadMemo()
+    with _BatchWriter(context, agency_id, report) as writer:
+        for batch in _valid_batches(context, agency_id, body, fmt, report):
+            prepared = _prepare_batch(context, agency_id, batch, report, memo)
+            if prepared:
+                writer.submit(prepared)
 
     body_sha256 = body.sha256.hexdigest()
     with context.database.session() as session:
@@ -223,18 +213,142 @@ def ingest_registrants(
 
 def content_sha256(registrant: Registrant) -> str:
     """Return the hash that decides whether an uploaded row changed."""
-    return hashlib.sha256(registrant.model_dump_json().encode()).hexdigest()
+    return _sha256_of(registrant.model_dump_json())
 
 
-def _store_batch(
+def _sha256_of(content_json: str) -> str:
+    return hashlib.sha256(content_json.encode()).hexdigest()
+
+
+# The stored profile is the record's JSON without full_name and birth_date.
+# pydantic writes fields in declaration order, and JSON strings escape every
+# '"', so the text from ',"full_name":' up to the member after birth_date is
+# exactly those two members. Cutting it out gives the same text as serialising
+# again with both fields excluded. When the declaration order does not allow
+# the cut, the record is serialised again.
+_PERSONAL_FIELDS = ("full_name", "birth_date")
+_REGISTRANT_FIELDS = list(Registrant.model_fields)
+_PERSONAL_AT = _REGISTRANT_FIELDS.index("full_name")
+_PROFILE_CUT = (
+    (',"full_name":', f',"{_REGISTRANT_FIELDS[_PERSONAL_AT + 2]}":')
+    if 0 < _PERSONAL_AT < len(_REGISTRANT_FIELDS) - 2
+    and _REGISTRANT_FIELDS[_PERSONAL_AT + 1] == "birth_date"
+    else None
+)
+
+
+def _profile_json(registrant: Registrant, content_json: str) -> str:
+    """Return the registrant's JSON without its personal fields."""
+    if _PROFILE_CUT is not None:
+        start = content_json.find(_PROFILE_CUT[0])
+        end = content_json.find(_PROFILE_CUT[1], start)
+        if 0 < start < end:
+            return content_json[:start] + content_json[end:]
+    return registrant.model_dump_json(exclude=set(_PERSONAL_FIELDS))
+
+
+def _valid_batches(
+    context: ServiceContext,
+    agency_id: str,
+    body: ChunkReader,
+    fmt: str,
+    report: _ReportBuilder,
+) -> Iterator[list[tuple[int, Registrant]]]:
+    """Yield the valid rows of the body in batches; report the invalid ones."""
+    batch_rows = context.settings.ingest_batch_rows
+    batch: list[tuple[int, Registrant]] = []
+    for item in iter_registrants(iter_byte_lines(body), fmt=fmt):
+        report.rows_read += 1
+        if isinstance(item, RecordError):
+            report.reject(item.line, item.field, item.reason, item.record_id)
+            continue
+        line, registrant = item
+        if registrant.agency_id != agency_id:
+            report.reject(
+                line,
+                "agency_id",
+                f"agency_id '{registrant.agency_id}' is not the agency of this API key "
+                f"('{agency_id}'); an agency uploads its own registrants only",
+                registrant.external_id,
+            )
+            continue
+        batch.append(item)
+        if len(batch) >= batch_rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _BatchWriter:
+    """Write prepared batches in a background thread, one at a time and in order.
+
+    :meth:`submit` waits for the previous batch to commit and re-raises its
+    error, so no batch is written after one that failed. Leaving the ``with``
+    block waits for the last batch. When an error leaves the block, the batch
+    in flight still commits or fails, a failure is logged, and the error
+    propagates.
+    """
+
+    def __init__(
+        self, context: ServiceContext, agency_id: str, report: _ReportBuilder
+    ) -> None:
+        self._context = context
+        self._agency_id = agency_id
+        self._report = report
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ingest-writer"
+        )
+        self._pending: Future[tuple[int, int]] | None = None
+
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            if exc is None:
+                self._wait()
+            elif self._pending is not None:
+                failure = self._pending.exception()
+                if failure is not None:
+                    logger.error(
+                        "upload by agency %s: writing a batch failed while the "
+                        "upload was already failing: %r",
+                        self._agency_id,
+                        failure,
+                    )
+        finally:
+            self._executor.shutdown(wait=True)
+
+    def submit(self, prepared: list[_PreparedRow]) -> None:
+        """Queue a batch once the previous one has committed."""
+        self._wait()
+        self._pending = self._executor.submit(
+            write_batch, self._context, self._agency_id, prepared
+        )
+
+    def _wait(self) -> None:
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        accepted, updated = pending.result()
+        self._report.accepted += accepted
+        self._report.updated += updated
+        self._report.batches += 1
+
+
+def _prepare_batch(
     context: ServiceContext,
     agency_id: str,
     batch: list[tuple[int, Registrant]],
     report: _ReportBuilder,
-) -> None:
-    hashed = [
-        (line, registrant, content_sha256(registrant)) for line, registrant in batch
-    ]
+    memo: _UploadMemo,
+) -> list[_PreparedRow]:
+    """Drop unchanged rows, normalise the rest and flag probable duplicates."""
+    hashed = []
+    for line, registrant in batch:
+        content_json = registrant.model_dump_json()
+        hashed.append((line, registrant, _sha256_of(content_json), content_json))
     with context.database.session() as session:
         stored = _stored_hashes(
             session, agency_id, [item[1].external_id for item in hashed]
@@ -242,18 +356,15 @@ def _store_batch(
     changed = [item for item in hashed if stored.get(item[1].external_id) != item[2]]
     report.unchanged += len(hashed) - len(changed)
     if not changed:
-        return
+        return []
 
-    prepared = _prepare_rows(context, changed)
+    prepared = _prepare_rows(context, changed, memo)
     with context.database.session() as session:
         for duplicate in _find_duplicates(
             session, agency_id, prepared, context.settings.duplicate_name_min_similarity
         ):
             report.flag_duplicate(duplicate)
-    accepted, updated = write_batch(context, agency_id, prepared)
-    report.accepted += accepted
-    report.updated += updated
-    report.batches += 1
+    return prepared
 
 
 def _stored_hashes(
@@ -268,33 +379,52 @@ def _stored_hashes(
     return {row.external_id: row.content_sha256 for row in rows}
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass
+class _UploadMemo:
+    """Matches and stored skill JSON, kept across the batches of one upload.
+
+    Most skill texts and titles recur across batches. Keeping them for one
+    upload only means a change to the normaliser between uploads is never
+    masked. Each map is emptied when it passes ``max_entries``, which bounds
+    the memory they take.
+    """
+
+    max_entries: int = 100_000
+    resolution: ResolutionMemo = field(default_factory=ResolutionMemo)
+    skill_json: dict[str, str] = field(default_factory=dict)
+
+    def trim(self) -> None:
+        if len(self.resolution) > self.max_entries:
+            self.resolution.clear()
+        if len(self.skill_json) > self.max_entries:
+            self.skill_json.clear()
+
+
 def _prepare_rows(
-    context: ServiceContext, changed: list[tuple[int, Registrant, str]]
+    context: ServiceContext,
+    changed: list[tuple[int, Registrant, str, str]],
+    memo: _UploadMemo,
 ) -> list[_PreparedRow]:
-    builder = context.engine.builder
     registrants = [item[1] for item in changed]
+    memo.trim()
     with context.builder_lock:
-        features = builder.build_registrants(registrants)
-        key_of_column = list(builder.vocabulary.index)
-        occupation_codes = [
-            [
-                builder.occupation_isco(claim.isco_code, match)
-                for claim, match in zip(registrant.occupations, matches, strict=True)
-            ]
-            for registrant, matches in zip(
-                registrants, features.occupation_matches, strict=True
-            )
-        ]
-    skills = features.skills
+        resolved = context.engine.builder.resolve_registrants(
+            registrants, memo=memo.resolution
+        )
+    skills_json = _skills_json(resolved, memo.skill_json)
+    keys_json = _skill_keys_json(resolved)
+    vectors = resolved.vectors.astype(VECTOR_DTYPE, copy=False)
     prepared = []
-    for row, (line, registrant, digest) in enumerate(changed):
-        columns = skills.indices[skills.indptr[row] : skills.indptr[row + 1]]
-        stored_features = {
-            "skills": [key_of_column[column] for column in columns.tolist()],
+    for row, (line, registrant, digest, content_json) in enumerate(changed):
+        other_features = {
             "occupations": [
                 [code, claim.years_experience]
                 for claim, code in zip(
-                    registrant.occupations, occupation_codes[row], strict=True
+                    registrant.occupations, resolved.occupation_codes[row], strict=True
                 )
                 if code is not None
             ],
@@ -314,30 +444,67 @@ def _prepare_rows(
             "consent": registrant.consent,
             "available_day": registrant.available_from.toordinal(),
         }
+        # The skill keys are JSON already; the other features follow them.
+        features = '{"skills":' + keys_json[row] + "," + _dumps(other_features)[1:]
         values = {
             "agency_id": registrant.agency_id,
             "external_id": registrant.external_id,
             "origin": registrant.origin,
             "content_sha256": digest,
-            "profile": registrant.model_dump_json(exclude={"full_name", "birth_date"}),
-            "features": json.dumps(stored_features, separators=(",", ":")),
-            "vector": features.vectors[row].astype(VECTOR_DTYPE).tobytes(),
+            "profile": _profile_json(registrant, content_json),
+            "features": features,
+            "skills": skills_json[row],
+            "vector": vectors[row].tobytes(),
             "full_name": registrant.full_name,
             "birth_date": registrant.birth_date,
         }
-        skill_rows = [
-            {
-                "raw": match.raw,
-                "uri": match.uri,
-                "label": match.label,
-                "confidence": float(match.confidence),
-                "method": match.method,
-            }
-            for match in features.skill_matches[row]
-        ]
-        values["skills"] = json.dumps(skill_rows, separators=(",", ":"))
         prepared.append(_PreparedRow(line, registrant, digest, values))
     return prepared
+
+
+def _join_per_row(
+    fragments: list[str], entries: np.ndarray, indptr: np.ndarray
+) -> list[str]:
+    """Return, per row, a JSON array of the ``fragments`` its entries point to."""
+    table = np.array(fragments, dtype=object)
+    flat = table[entries].tolist() if entries.size else []
+    bounds = indptr.tolist()
+    return [
+        "[" + ",".join(flat[start:stop]) + "]"
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _skills_json(resolved: ResolvedRegistrants, known: dict[str, str]) -> list[str]:
+    """Return, per row, each skill as given and as normalised, as a JSON array.
+
+    ``known`` maps skill texts to their JSON object from earlier batches and
+    is extended here.
+    """
+    fragments = []
+    for text, match in zip(
+        resolved.skill_texts, resolved.skill_text_matches, strict=True
+    ):
+        fragment = known.get(text)
+        if fragment is None:
+            fragment = known[text] = _dumps(
+                {
+                    "raw": match.raw,
+                    "uri": match.uri,
+                    "label": match.label,
+                    "confidence": float(match.confidence),
+                    "method": match.method,
+                }
+            )
+        fragments.append(fragment)
+    return _join_per_row(fragments, resolved.skill_entries, resolved.skill_indptr)
+
+
+def _skill_keys_json(resolved: ResolvedRegistrants) -> list[str]:
+    """Return, per row, its distinct skill keys in the order given, as a JSON array."""
+    indptr, keys = resolved.distinct_skill_keys()
+    fragments = [_dumps(key) for key in resolved.skill_keys]
+    return _join_per_row(fragments, keys, indptr)
 
 
 def _find_duplicates(
@@ -423,13 +590,16 @@ def write_rows(
 ) -> None:
     """Insert new registrants and rewrite changed ones in the caller's transaction.
 
-    Core statements with executemany are used instead of ORM objects, because
-    a batch has thousands of rows.
+    A batch has thousands of rows, so no ORM objects are made: new rows go in
+    with one ``COPY`` on PostgreSQL and with a Core executemany ``INSERT`` on
+    SQLite, and changed rows with a Core executemany ``UPDATE``.
     """
     now = utc_now()
     # Statements run on the connection take the Core executemany path.
     connection = session.connection()
-    if new_rows:
+    if new_rows and connection.dialect.name == "postgresql":
+        _copy_new_rows(connection, new_rows, version=version, now=now)
+    elif new_rows:
         connection.execute(
             insert(RegistrantRow),
             [
@@ -474,6 +644,27 @@ _CHANGING_VALUES = (
     "birth_date",
 )
 _UPDATED_COLUMNS = (*_CHANGING_VALUES, "version", "updated_at")
+_INSERTED_VALUES = ("agency_id", "external_id", *_CHANGING_VALUES)
+
+
+def _copy_new_rows(
+    connection: Connection,
+    new_rows: list[_PreparedRow],
+    *,
+    version: int,
+    now: Any,
+) -> None:
+    """Insert rows with PostgreSQL ``COPY ... FROM STDIN`` in the open transaction."""
+    columns = ", ".join((*_INSERTED_VALUES, "version", "created_at", "updated_at"))
+    statement = f"COPY {RegistrantRow.__tablename__} ({columns}) FROM STDIN"
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None, "the connection is checked out"
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for item in new_rows:
+            values = item.values
+            copy.write_row(
+                (*(values[name] for name in _INSERTED_VALUES), version, now, now)
+            )
 
 
 def _stored_ids(
