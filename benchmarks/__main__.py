@@ -54,7 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="small",
+        help="run sizes: small (quality on 3,000 registrants, scale at 2,000 and "
+        "20,000), medium (quality on 10,000, scale up to 100,000), large (scale "
+        "at 1,000,000 only, over an hour on 2 cores) or all of them "
+        "(default: %(default)s)",
+    )
     parser.add_argument(
         "--only",
         choices=("quality", "scale"),
@@ -62,13 +70,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only this benchmark; repeat for several (default: all of them)",
     )
     parser.add_argument(
-        "--seed", type=int, default=11, help="seed of every market (default 11)"
+        "--seed",
+        type=int,
+        default=11,
+        help="seed of every market (default: %(default)s)",
     )
     parser.add_argument(
         "--cache-dir",
         type=Path,
         default=Path.home() / ".cache" / "labourmatch",
-        help="label-vector cache of the quality runs (default ~/.cache/labourmatch)",
+        help="label-vector cache of the quality runs (default: ~/.cache/labourmatch)",
     )
     parser.add_argument(
         "--work-dir",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from matching.readers import iter_agreements, iter_registrants, iter_vacancies, 
 logger = logging.getLogger("labourmatch")
 
 METHODS = ("auto", "exact", "relaxed", "greedy")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def default_cache_dir() -> Path:
@@ -56,6 +58,43 @@ class _Progress:
             bar.close()
 
 
+def integer_in_range(
+    minimum: int, maximum: int | None = None
+) -> Callable[[str], int]:
+    """Return an argparse type that accepts integers from ``minimum`` to ``maximum``."""
+    allowed = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid value '{text}'; expected an integer {allowed}"
+            ) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(
+                f"invalid value {value}; expected an integer {allowed}"
+            )
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """Parse a finite number greater than zero, as an argparse type."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value '{text}'; expected a number > 0"
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text}; expected a number > 0"
+        )
+    return value
+
+
 def _add_round_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("matching round")
     group.add_argument(
@@ -75,26 +114,26 @@ def _add_round_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--shortlist-ratio",
-        type=int,
+        type=integer_in_range(1),
         default=3,
         help="candidates per opening (default: %(default)s)",
     )
     group.add_argument(
         "--max-shortlists",
-        type=int,
+        type=integer_in_range(1),
         default=2,
         help="shortlists one registrant may appear on in the round (default: %(default)s)",
     )
     group.add_argument(
         "--candidates-per-vacancy",
-        type=int,
+        type=integer_in_range(0),
         default=100,
         help="eligible registrants kept per vacancy, best scores first; 0 keeps all "
         "(default: %(default)s)",
     )
     group.add_argument(
         "--time-limit",
-        type=float,
+        type=positive_float,
         default=120.0,
         help="solver wall-clock limit in seconds (default: %(default)s)",
     )
@@ -114,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pre-selection shortlists for bilateral labour-migration programmes.",
     )
     parser.add_argument(
-        "--log-level", default="WARNING", help="logging level (default: %(default)s)"
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="WARNING",
+        help="logging level, any case (default: %(default)s)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -127,13 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--registrants",
-        type=int,
+        type=integer_in_range(1),
         default=3000,
         help="registrants in the market (default: %(default)s)",
     )
     demo.add_argument(
         "--vacancies",
-        type=int,
+        type=integer_in_range(1),
         default=120,
         help="vacancies in the market (default: %(default)s)",
     )
@@ -145,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--show",
-        type=int,
+        type=integer_in_range(0),
         default=3,
         help="shortlists to print in full (default: %(default)s)",
     )
@@ -184,19 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument(
         "--registrants",
-        type=int,
+        type=integer_in_range(1),
         default=3000,
         help="registrants (default: %(default)s)",
     )
     synth.add_argument(
-        "--vacancies", type=int, default=120, help="vacancies (default: %(default)s)"
+        "--vacancies",
+        type=integer_in_range(1),
+        default=120,
+        help="vacancies (default: %(default)s)",
     )
     synth.add_argument(
         "--seed", type=int, default=7, help="generator seed (default: %(default)s)"
     )
     synth.add_argument(
         "--quota-tightness",
-        type=float,
+        type=positive_float,
         default=0.8,
         help="remaining quota per cell as a share of the shortlist slots that could use it "
         "(default: %(default)s)",
@@ -226,7 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (default: %(default)s)",
     )
     serve.add_argument(
-        "--port", type=int, default=8000, help="TCP port (default: %(default)s)"
+        "--port",
+        type=integer_in_range(1, 65535),
+        default=8000,
+        help="TCP port (default: %(default)s)",
     )
     return parser
 
@@ -303,9 +352,12 @@ def run_match(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     config = _round_config(args)
-    registrants = read_all(args.registrants, iter_registrants)
-    vacancies = read_all(args.vacancies, iter_vacancies)
-    agreements = read_all(args.agreements, iter_agreements)
+    inputs, errors = _read_inputs(args)
+    if errors:
+        for error in errors:
+            _print_input_error(error)
+        return 2
+    registrants, vacancies, agreements = inputs
     engine = _engine(args)
     progress = _Progress(not args.quiet)
     result = engine.run_round(
@@ -319,6 +371,29 @@ def run_match(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"Wrote {len(summary['shortlists'])} shortlists to {args.out}")
     return 0
+
+
+def _read_inputs(
+    args: argparse.Namespace,
+) -> tuple[list[list[Any]], list[InputError]]:
+    """Read all three input files, so one bad file does not hide another's errors."""
+    inputs: list[list[Any]] = []
+    errors: list[InputError] = []
+    for path, reader in (
+        (args.registrants, iter_registrants),
+        (args.vacancies, iter_vacancies),
+        (args.agreements, iter_agreements),
+    ):
+        try:
+            inputs.append(read_all(path, reader))
+        except InputError as error:
+            errors.append(error)
+            inputs.append([])
+    return inputs, errors
+
+
+def _print_input_error(error: InputError) -> None:
+    print(f"labourmatch: invalid input: {error}", file=sys.stderr)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -381,22 +456,37 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"Vacancies left short: {len(short)} of {len(summary['shortlists'])}")
     for entry in short[:5]:
-        reason = entry["unfilled"]["reason"]
-        codes = "+".join(reason["codes"]) if isinstance(reason, dict) else str(reason)
+        codes = _binding_codes(entry["unfilled"]["reason"])
         missing = entry["unfilled"]["missing"]
         lines.append(f"  {entry['vacancy_id']}: {missing} missing, binding: {codes}")
     return "\n".join(lines)
+
+
+def _binding_codes(reason: dict[str, Any] | str | None) -> str:
+    if isinstance(reason, dict):
+        return "+".join(reason["codes"])
+    return "unknown" if reason is None else str(reason)
+
+
+def _vacancy_heading(entry: dict[str, Any]) -> str:
+    occupation = entry["occupation"]
+    heading = (
+        f"Vacancy {entry['vacancy_id']}: {occupation['label']} "
+        f"(ISCO {occupation['isco_code']}), {entry['shortlist_size']} places, "
+        f"{len(entry['candidates'])} shortlisted, "
+        f"{entry['eligible_registrants']} eligible"
+    )
+    if "unfilled" in entry:
+        codes = _binding_codes(entry["unfilled"]["reason"])
+        heading += f"; {entry['unfilled']['missing']} short, binding: {codes}"
+    return heading
 
 
 def format_round(summary: dict[str, Any], *, show: int) -> str:
     """Return the first ``show`` shortlists and the round summary as text."""
     lines: list[str] = []
     for entry in summary["shortlists"][:show]:
-        occupation = entry["occupation"]
-        lines.append(
-            f"Vacancy {entry['vacancy_id']}: {occupation['label']} (ISCO {occupation['isco_code']}), "
-            f"shortlist of {entry['shortlist_size']}, {entry['eligible_registrants']} eligible"
-        )
+        lines.append(_vacancy_heading(entry))
         for candidate in entry["candidates"]:
             parts = ", ".join(
                 f"{name} {value:.2f}" for name, value in candidate["components"].items()
@@ -422,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+        level=args.log_level, format="%(levelname)s %(name)s: %(message)s"
     )
     handlers = {
         "demo": run_demo,
@@ -433,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except InputError as error:
-        print(f"labourmatch: invalid input: {error}", file=sys.stderr)
+        _print_input_error(error)
         return 2
     except (LabourmatchError, ValueError) as error:
         print(f"labourmatch: {error}", file=sys.stderr)

@@ -172,7 +172,7 @@ def parse_jsonl(
     """Parse JSON Lines into raw rows, one object per non-blank line.
 
     A ``.json`` file holding one array is accepted too and yields its elements,
-    each numbered by its position in the array.
+    each numbered by the file line on which it starts.
     """
     iterator = iter(lines)
     seen_content = False
@@ -189,7 +189,7 @@ def parse_jsonl(
             continue
         if not seen_content and stripped.startswith("["):
             remainder = b"".join(iterator)
-            yield from _parse_json_array(text.encode() + remainder, source)
+            yield from _parse_json_array(text.encode() + remainder, number, source)
             return
         seen_content = True
         yield _parse_json_object(stripped, raw, number, source)
@@ -206,11 +206,14 @@ def _parse_json_object(
         value = json.loads(text)
     except json.JSONDecodeError as error:
         truncated = not raw.endswith(b"\n")
+        # The json module ends some messages with "at" because its str() appends
+        # the position, so drop that word before adding the column.
+        detail = error.msg.removesuffix(" at")
         reason = (
             "the last line is cut short (no line break and incomplete JSON); "
             "the upload or file write may have been interrupted"
             if truncated
-            else f"invalid JSON: {error.msg} at column {error.colno}"
+            else f"invalid JSON: {detail} at column {error.colno}"
         )
         return RecordError(reason, source=source, line=number)
     if not isinstance(value, dict):
@@ -223,25 +226,81 @@ def _parse_json_object(
 
 
 def _parse_json_array(
-    content: bytes, source: str | None
+    content: bytes, first_line: int, source: str | None
 ) -> Iterator[ParsedRow | RecordError]:
     try:
-        values = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"invalid JSON array: {error}", source=source) from error
-    if not isinstance(values, list) or not values:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"invalid UTF-8 at byte {error.start} of the JSON array; "
+            "save the file as UTF-8",
+            source=source,
+        ) from error
+    try:
+        # Every element is parsed before the first is yielded, so a syntax error
+        # late in the array rejects the whole file, as for a plain json.loads.
+        elements = list(_json_array_elements(text))
+    except json.JSONDecodeError as error:
+        line = first_line + error.lineno - 1
+        detail = error.msg.removesuffix(" at")
+        raise InputError(
+            f"invalid JSON array at line {line}, column {error.colno}: {detail}",
+            source=source,
+        ) from error
+    if not elements:
         raise InputError(
             "the JSON array is empty; expected at least one object", source=source
         )
-    for position, value in enumerate(values, start=1):
+
+    line = first_line
+    counted_to = 0
+    for position, (offset, value) in enumerate(elements, start=1):
+        line += text.count("\n", counted_to, offset)
+        counted_to = offset
         if isinstance(value, dict):
-            yield ParsedRow(line=position, data=value)
+            yield ParsedRow(line=line, data=value)
         else:
             yield RecordError(
                 f"array element {position} is {type(value).__name__}, expected an object",
                 source=source,
-                line=position,
+                line=line,
             )
+
+
+def _json_array_elements(text: str) -> Iterator[tuple[int, Any]]:
+    """Yield the character offset and value of each element of one JSON array.
+
+    Raises
+    ------
+    json.JSONDecodeError
+        If ``text`` is not exactly one JSON array.
+    """
+    decoder = json.JSONDecoder()
+    index = _skip_json_space(text, 0)
+    if not text.startswith("[", index):
+        raise json.JSONDecodeError("Expecting '['", text, index)
+    index = _skip_json_space(text, index + 1)
+    if text.startswith("]", index):
+        end = index + 1
+    else:
+        while True:
+            value, end = decoder.raw_decode(text, index)
+            yield index, value
+            index = _skip_json_space(text, end)
+            if text.startswith("]", index):
+                end = index + 1
+                break
+            if not text.startswith(",", index):
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+            index = _skip_json_space(text, index + 1)
+    if _skip_json_space(text, end) != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+
+
+def _skip_json_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\n\r":
+        index += 1
+    return index
 
 
 def parse_csv(
@@ -467,16 +526,20 @@ def _record_id(data: dict[str, Any]) -> str | None:
 def _validation_error(
     error: ValidationError, row: ParsedRow, source: str | None
 ) -> RecordError:
-    first = error.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in first["loc"]) or None
-    message = str(first["msg"]).removeprefix("Value error, ")
-    value = first.get("input")
-    is_scalar = value is not None and not isinstance(value, dict | list)
-    if field and is_scalar and str(value) not in message:
-        message = f"{message} (value {value!r})"
-    extra = len(error.errors()) - 1
-    if extra:
-        message += f"; and {extra} more problem(s) in this record"
+    """Return one error for the record that names every field that failed.
+
+    The first failed field becomes ``RecordError.field``. The message lists that
+    field's problem first, then each further field with its problem.
+    """
+    problems = [
+        _describe_problem(item, row.data) for item in error.errors(include_url=False)
+    ]
+    field, message = problems[0]
+    for other_field, other_message in problems[1:]:
+        if other_field:
+            message += f"; field '{other_field}': {other_message}"
+        else:
+            message += f"; {other_message}"
     return RecordError(
         message,
         source=source,
@@ -484,6 +547,44 @@ def _validation_error(
         field=field,
         record_id=_record_id(row.data),
     )
+
+
+def _describe_problem(problem: Any, data: dict[str, Any]) -> tuple[str | None, str]:
+    """Return the dotted field path and the message of one pydantic error.
+
+    The models upper-case country and sector codes before checking them, so the
+    message quotes the value as the file gave it when the two differ.
+    """
+    field = ".".join(str(part) for part in problem["loc"]) or None
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    value = problem.get("input")
+    raw_value = _value_at(data, problem["loc"])
+    if _is_scalar(raw_value) and _is_scalar(value) and raw_value != value:
+        message = message.replace(f"'{value}'", f"'{raw_value}'")
+        value = raw_value
+    is_scalar = _is_scalar(value)
+    if field and is_scalar and str(value) not in message:
+        message = f"{message} (value {value!r})"
+    return field, message
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is not None and not isinstance(value, dict | list)
+
+
+def _value_at(data: Any, location: tuple[int | str, ...]) -> Any:
+    """Return the raw value at a pydantic error location, or None if absent."""
+    value = data
+    for part in location:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int):
+            if not 0 <= part < len(value):
+                return None
+            value = value[part]
+        else:
+            return None
+    return value
 
 
 def validate_rows(

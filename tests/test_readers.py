@@ -243,6 +243,64 @@ def test_agreements_json_array_accepted(tmp_path: Path) -> None:
     assert [item.id for item in agreements] == ["AGR-NP-KR", "AGR-2"]
 
 
+def _agreement(agreement_id: str, origin: str, destination: str) -> dict[str, object]:
+    return {
+        "id": agreement_id,
+        "origin": origin,
+        "destination": destination,
+        "valid_from": "2026-01-01",
+        "valid_to": "2026-12-31",
+        "sectors": ["C"],
+    }
+
+
+def test_agreements_json_array_errors_name_file_line(tmp_path: Path) -> None:
+    elements = [
+        _agreement("AGR-1", "NP", "KR"),
+        _agreement("AGR-2", "VN", "KR"),
+        _agreement("AGR-3", "PH", "Germany"),
+    ]
+    body = json.dumps(elements, indent=2)
+    path = tmp_path / "agreements.json"
+    path.write_text("\n\n" + body[:-1] + ",\n  7\n]\n")
+    file_lines = path.read_text().splitlines()
+    # The 0-based index of the "id" line is the 1-based number of the "{" above it.
+    third_start = file_lines.index('    "id": "AGR-3",')
+    number_line = file_lines.index("  7") + 1
+
+    with pytest.raises(InvalidRecordsError) as caught:
+        read_all(path, iter_agreements)
+
+    errors = caught.value.errors
+    assert [error.line for error in errors] == [third_start, number_line]
+    assert errors[0].field == "destination"
+    assert errors[0].record_id == "AGR-3"
+    assert errors[0].reason.startswith("'Germany' is not an ISO 3166-1")
+    assert "GERMANY" not in errors[0].reason
+    assert "array element 4 is int" in errors[1].reason
+
+
+def test_agreements_json_array_syntax_error_line(tmp_path: Path) -> None:
+    body = json.dumps([_agreement("AGR-1", "NP", "KR")], indent=2)
+    path = tmp_path / "agreements.json"
+    path.write_text("\n" + body.replace('"NP"', '"NP'))
+    broken_line = path.read_text().splitlines().index('    "origin": "NP,') + 1
+
+    with pytest.raises(InputError) as caught:
+        read_all(path, iter_agreements)
+
+    message = str(caught.value)
+    assert f"invalid JSON array at line {broken_line}, column" in message
+    assert "at at" not in message
+
+
+def test_agreements_json_array_empty_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "agreements.json"
+    path.write_text("[ ]\n")
+    with pytest.raises(InputError, match="the JSON array is empty"):
+        read_all(path, iter_agreements)
+
+
 def test_read_all_lists_every_error(tmp_path: Path) -> None:
     path = tmp_path / "registrants.csv"
     bad = "AG1,R2,ZZ,F,1990,,,,,2026-01-01,true\n"
@@ -257,3 +315,29 @@ def test_read_all_lists_every_error(tmp_path: Path) -> None:
 def test_detect_format_unknown_extension() -> None:
     with pytest.raises(ValueError, match="use .csv or .jsonl"):
         detect_format("people.xlsx")
+
+
+def test_registrant_jsonl_bad_line_names_column() -> None:
+    text = b'{"external_id": "R1", "origin": "PH}\n'
+    errors = _errors(_registrant_items(text, fmt="jsonl"))
+    assert len(errors) == 1
+    assert errors[0].line == 1
+    assert "Unterminated string starting at column 33" in str(errors[0])
+    assert "at at" not in str(errors[0])
+
+
+def test_vacancy_every_bad_field_named() -> None:
+    text = (
+        "id,employer_id,destination,sector,isco_code,openings,start_date\n"
+        "V1,E1,DE,QQ,7115,0,2026-06-01\n"
+    )
+    items = list(iter_vacancies(iter_byte_lines(io.BytesIO(text.encode())), fmt="csv"))
+    errors = _errors(items)
+    assert len(errors) == 1
+    assert errors[0].line == 2
+    assert errors[0].field == "sector"
+    assert errors[0].record_id == "V1"
+    assert errors[0].reason.startswith("'QQ' is not an ISIC Rev. 4 section")
+    assert "; field 'openings': " in errors[0].reason
+    assert "greater than or equal to 1 (value '0')" in errors[0].reason
+    assert "more problem" not in str(errors[0])
