@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only this benchmark; repeat for several (default: all of them)",
     )
     parser.add_argument(
+        "--shape",
+        choices=("slack", "contended"),
+        action="append",
+        help="market shape of the scale runs; repeat for both "
+        "(default: slack and contended)",
+    )
+    parser.add_argument(
         "--seed",
         type=int,
         default=11,
@@ -121,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             work_dir = args.work_dir or Path(temporary)
             for size in preset["scale"]:
                 for record in run_scale(
-                    [size], seed=args.seed, work_dir=work_dir, log=_log
+                    [size],
+                    seed=args.seed,
+                    work_dir=work_dir,
+                    shapes=tuple(args.shape or ("slack", "contended")),
+                    log=_log,
                 ):
                     record.update(
                         command=command, machine=machine.describe(), date=report.today()

@@ -28,7 +28,6 @@ pairs in the LP.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -40,7 +39,9 @@ from numpy.typing import NDArray
 from matching.exceptions import SolverFailedError
 from matching.problem import ShortlistProblem
 from matching.solvers._highs import HighsShortlistModel, row_upper_bounds
-from matching.solvers.greedy import choosable_pairs
+from matching.solvers.flow import lagrangian_bound
+from matching.solvers._common import sum_scores
+from matching.solvers.greedy import choosable_pairs, drop_over_capacity, fill_greedily
 
 logger = logging.getLogger(__name__)
 
@@ -53,20 +54,6 @@ logger = logging.getLogger(__name__)
 INITIAL_PAIRS_PER_PLACE = 1.0
 ENTERING_PAIRS_PER_PLACE = 1.0
 ENTERING_PAIRS_PER_VACANCY = 16
-
-# Coordinate-descent passes over all duals when tightening a round's bound.
-# On 100k-registrant markets 10 passes gave the same bounds as 3, within 3%.
-TIGHTENING_PASSES = 2
-
-# Share of the time limit kept for tightening the last bound when pricing
-# may not converge, and the passes spent on it then.
-TIGHTENING_RESERVE = 0.1
-FINAL_TIGHTENING_PASSES = 6
-
-# A round's bound is tightened only once the pricing bound is at most this
-# multiple of the LP objective. Further out, tightening never brought the
-# bound within 0.1% in the runs measured, and at 10M pairs it costs seconds.
-TIGHTEN_BELOW_RATIO = 3.0
 
 # When fewer pairs than this share of the LP's columns enter, the next solve
 # continues from the last basis with primal simplex. A larger batch is solved
@@ -89,9 +76,14 @@ class LpRelaxation:
     )  # (M + N + G,) duals >= 0; None if no LP solved
     reduced_cost: NDArray[np.float64]  # (E,), -inf for pairs no selection may hold
     bound: float  # dual bound on the integer optimum, math.inf if no LP solved
-    # Bound of the duals after coordinate descent (tighten_duals); never above
-    # ``bound``, but the reduced costs above belong to ``bound``, not to it.
+    # The smaller of ``bound`` and the Lagrangian bound of the same round's
+    # cell duals (see matching.solvers.flow.lagrangian_bound). The reduced
+    # costs above belong to ``bound``, not to it.
     tight_bound: float
+    # Best feasible selection found on the way (the Lagrangian flow's
+    # selection cut back to the cell caps and refilled), None if none.
+    incumbent: NDArray[np.bool_] | None
+    incumbent_objective: float
     objective: float  # LP objective of column_value
     converged: bool  # pricing found no more columns, so bound is the LP optimum
     within_gap: bool  # pricing stopped because objective and bound met relative_gap
@@ -163,108 +155,6 @@ def price_pairs(
     return reduced_cost, dual_objective + positive_part
 
 
-def _kth_largest_per_group(
-    group: NDArray[np.int32],
-    value: NDArray[np.float64],
-    rank: NDArray[np.int32],
-    num_groups: int,
-) -> NDArray[np.float64]:
-    """Return, per group, its ``rank[group]``-th largest value (-inf if none)."""
-    order = np.lexsort((-value, group))
-    start = np.searchsorted(group[order], np.arange(num_groups))
-    count = np.bincount(group, minlength=num_groups)
-    position = rank.astype(np.int64)
-    result = np.full(num_groups, -math.inf)
-    present = (position >= 1) & (position <= count)
-    result[present] = value[order[start[present] + position[present] - 1]]
-    return result
-
-
-def tighten_duals(
-    problem: ShortlistProblem,
-    row_dual: NDArray[np.float64],
-    choosable: NDArray[np.bool_],
-    *,
-    passes: int = TIGHTENING_PASSES,
-) -> NDArray[np.float64]:
-    """Lower the dual bound by exact coordinate descent from ``row_dual``.
-
-    The bound of duals ``(u, y, z) >= 0`` is
-
-        B = sum_v c_v u_v + sum_w c_w y_w + sum_g c_g z_g + sum_e max(rc[e], 0).
-
-    With the other duals fixed, B is convex and piecewise linear in one
-    vacancy's ``u_v``: its slope is ``c_v`` minus the number of the
-    vacancy's pairs whose reduced cost is positive. The minimum therefore
-    sits at the ``c_v``-th largest value of ``score - y - z`` over the
-    vacancy's pairs, or at 0 when fewer pairs are positive. Registrants and
-    cells are updated the same way. Each step can only lower B, so the
-    result is a valid bound that is at most the bound of ``row_dual``.
-
-    Duals of a restricted LP ignore the pairs left out of it, which makes
-    its pricing bound loose in early rounds. On a 1M-pair market a few
-    passes brought the bound of the third round from 2.6 times the LP
-    optimum to within 5% of it.
-    """
-    num_vacancies = problem.num_vacancies
-    num_registrants = problem.num_registrants
-    vacancy_dual = row_dual[:num_vacancies].copy()
-    registrant_dual = row_dual[num_vacancies : num_vacancies + num_registrants].copy()
-    cell_dual = row_dual[num_vacancies + num_registrants :].copy()
-
-    pairs = np.flatnonzero(choosable)
-    vacancy = problem.pair_vacancy[pairs]
-    registrant = problem.pair_registrant[pairs]
-    score = problem.pair_score[pairs]
-    cells = problem.pair_cells[pairs]
-    by_cell = cells.tocsc()
-    by_cell.sort_indices()
-    for _ in range(passes):
-        net = score - cells @ cell_dual if problem.num_cells else score.copy()
-        vacancy_dual = np.maximum(
-            _kth_largest_per_group(
-                vacancy,
-                net - registrant_dual[registrant],
-                problem.vacancy_capacity,
-                num_vacancies,
-            ),
-            0.0,
-        )
-        registrant_dual = np.maximum(
-            _kth_largest_per_group(
-                registrant,
-                net - vacancy_dual[vacancy],
-                problem.registrant_capacity,
-                num_registrants,
-            ),
-            0.0,
-        )
-        if not problem.num_cells:
-            break
-        # Gauss-Seidel over cells: each update uses the other cells' latest duals.
-        reduced = net - vacancy_dual[vacancy] - registrant_dual[registrant]
-        for cell in range(problem.num_cells):
-            members = by_cell.indices[by_cell.indptr[cell] : by_cell.indptr[cell + 1]]
-            capacity = int(problem.cell_capacity[cell])
-            if members.shape[0] == 0:
-                cell_dual[cell] = 0.0
-                continue
-            before = cell_dual[cell]
-            value = reduced[members] + before
-            if capacity >= value.shape[0]:
-                after = 0.0
-            else:
-                after = max(
-                    float(np.partition(value, value.shape[0] - capacity - 1)[
-                        value.shape[0] - capacity - 1
-                    ]),
-                    0.0,
-                )
-            cell_dual[cell] = after
-            reduced[members] = value - after
-    return np.concatenate([vacancy_dual, registrant_dual, cell_dual])
-
-
 def complete_zero_capacity_duals(
     problem: ShortlistProblem,
     row_dual: NDArray[np.float64],
@@ -330,8 +220,8 @@ def solve_lp_relaxation(
     last optimal restricted LP and its dual bound are returned with
     ``converged`` False. If not even the first LP finished, the bound is
     infinite and ``row_dual`` is None. Pricing also stops, with
-    ``within_gap`` True, once the restricted LP's objective is within
-    ``relative_gap`` of that round's bound.
+    ``within_gap`` True, once the restricted LP's objective or the
+    incumbent's is within ``relative_gap`` of that round's bound.
     """
     num_pairs = problem.num_pairs
     choosable = choosable_pairs(problem)
@@ -341,6 +231,8 @@ def solve_lp_relaxation(
         reduced_cost=np.where(choosable, math.inf, -math.inf),
         bound=math.inf,
         tight_bound=math.inf,
+        incumbent=None,
+        incumbent_objective=-math.inf,
         objective=0.0,
         converged=False,
         within_gap=False,
@@ -358,6 +250,8 @@ def solve_lp_relaxation(
             reduced_cost=np.full(num_pairs, -math.inf),
             bound=0.0,
             tight_bound=0.0,
+            incumbent=None,
+            incumbent_objective=-math.inf,
             objective=0.0,
             converged=True,
             within_gap=True,
@@ -387,19 +281,16 @@ def solve_lp_relaxation(
         random_seed=random_seed,
     )
     latest = empty
+    incumbent: NDArray[np.bool_] | None = None
+    incumbent_objective = -math.inf
     in_model = np.zeros(num_pairs, dtype=np.bool_)
     in_model[initial] = True
-    # With a gap to reach, part of the time is kept to tighten the last bound
-    # in case pricing runs out of time first.
-    pricing_deadline = deadline
-    if relative_gap > 0 and math.isfinite(deadline):
-        pricing_deadline -= TIGHTENING_RESERVE * (deadline - time.perf_counter())
 
     # Each round: solve the restricted LP, price every pair with its duals,
     # keep the round as `latest`, then add the pairs with positive reduced cost.
     rounds = 0
     while True:
-        remaining = pricing_deadline - time.perf_counter()
+        remaining = deadline - time.perf_counter()
         if remaining <= 0:
             break
         try:
@@ -412,18 +303,20 @@ def solve_lp_relaxation(
 
         row_dual = np.maximum(outcome.row_dual, 0.0)
         reduced_cost, bound = price_pairs(problem, row_dual, choosable)
+        # With a gap to reach, the Lagrangian bound of this round's cell duals
+        # often certifies it rounds before pricing converges, and its flow,
+        # cut back to the cell caps, is a feasible selection to measure.
         tight_bound = bound
-        if (
-            relative_gap > 0
-            and bound - outcome.objective > relative_gap * bound
-            and bound <= TIGHTEN_BELOW_RATIO * outcome.objective
-        ):
-            tight_bound = min(
-                bound,
-                price_pairs(
-                    problem, tighten_duals(problem, row_dual, choosable), choosable
-                )[1],
+        if relative_gap > 0 and bound - outcome.objective > relative_gap * bound:
+            lagrangian, flow_selection = lagrangian_bound(
+                problem, row_dual[problem.num_vacancies + problem.num_registrants :]
             )
+            tight_bound = min(bound, lagrangian)
+            drop_over_capacity(problem, flow_selection)
+            flow_selection = fill_greedily(problem, flow_selection)
+            flow_objective = sum_scores(problem, flow_selection)
+            if flow_objective > incumbent_objective:
+                incumbent, incumbent_objective = flow_selection, flow_objective
         column_value = np.zeros(num_pairs)
         column_value[model.pairs] = np.clip(outcome.column_value, 0.0, 1.0)
         priced_out = np.flatnonzero(~in_model & (reduced_cost > PRICING_TOLERANCE))
@@ -443,16 +336,18 @@ def solve_lp_relaxation(
             reduced_cost=reduced_cost,
             bound=bound,
             tight_bound=tight_bound,
+            incumbent=incumbent,
+            incumbent_objective=incumbent_objective,
             objective=outcome.objective,
             converged=priced_out.shape[0] == 0,
-            within_gap=tight_bound - outcome.objective
+            within_gap=tight_bound - max(outcome.objective, incumbent_objective)
             <= relative_gap * max(tight_bound, 1e-9),
             status_name=outcome.status_name,
             num_columns=int(model.pairs.shape[0]),
             rounds=rounds,
         )
         logger.debug(
-            "pricing round %d: %d columns, LP %.6f, bound %.6f (tightened %.6f), "
+            "pricing round %d: %d columns, LP %.6f, bound %.6f (Lagrangian %.6f), "
             "%d priced out, %d entering",
             rounds,
             model.pairs.shape[0],
@@ -470,24 +365,4 @@ def solve_lp_relaxation(
         )
         in_model[entering] = True
 
-    if (
-        relative_gap > 0
-        and latest.row_dual is not None
-        and not (latest.converged or latest.within_gap)
-    ):
-        _, tight_bound = price_pairs(
-            problem,
-            tighten_duals(
-                problem, latest.row_dual, choosable, passes=FINAL_TIGHTENING_PASSES
-            ),
-            choosable,
-        )
-        tight_bound = min(latest.tight_bound, tight_bound)
-        logger.debug("pricing stopped by the time limit; bound tightened to %.6f", tight_bound)
-        latest = dataclasses.replace(
-            latest,
-            tight_bound=tight_bound,
-            within_gap=tight_bound - latest.objective
-            <= relative_gap * max(tight_bound, 1e-9),
-        )
     return latest

@@ -195,6 +195,8 @@ def solve_exact(
         ].copy()
     incumbent = round_and_fill(problem, lp.column_value)
     incumbent_objective = sum_scores(problem, incumbent)
+    if lp.incumbent is not None and lp.incumbent_objective > incumbent_objective:
+        incumbent, incumbent_objective = lp.incumbent, lp.incumbent_objective
     upper_bound = (
         min(lp.bound, lp.tight_bound)
         if math.isfinite(lp.tight_bound)

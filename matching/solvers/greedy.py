@@ -13,7 +13,13 @@ from matching.solvers._common import count_usage, make_solution, sum_scores
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["capacity_bound", "choosable_pairs", "fill_greedily", "solve_greedy"]
+__all__ = [
+    "capacity_bound",
+    "choosable_pairs",
+    "drop_over_capacity",
+    "fill_greedily",
+    "solve_greedy",
+]
 
 
 def choosable_pairs(problem: ShortlistProblem) -> NDArray[np.bool_]:
@@ -199,3 +205,40 @@ def solve_greedy(problem: ShortlistProblem) -> ShortlistSolution:
         started=started,
         solver_status="greedy: maximal selection",
     )
+
+
+def drop_over_capacity(problem: ShortlistProblem, selected: NDArray[np.bool_]) -> None:
+    """Unselect the lowest-scoring pairs of any row over its capacity, in place.
+
+    Rounding an LP point down keeps every row within its capacity up to the
+    LP tolerance, so there this only acts when tolerances add up across a
+    row. A selection made without the quota cells loses its lowest-scoring
+    pairs in each cell over its cap.
+    """
+    usage = count_usage(problem, selected)
+    vacancy_excess = (usage.vacancy - problem.vacancy_capacity).tolist()
+    registrant_excess = (usage.registrant - problem.registrant_capacity).tolist()
+    cell_excess = (usage.cell - problem.cell_capacity).tolist()
+    if max(vacancy_excess + registrant_excess + cell_excess, default=0) <= 0:
+        return
+
+    chosen = np.flatnonzero(selected)
+    chosen = chosen[np.argsort(problem.pair_score[chosen], kind="stable")]
+    cells = problem.pair_cells
+    for pair in chosen.tolist():
+        vacancy = int(problem.pair_vacancy[pair])
+        registrant = int(problem.pair_registrant[pair])
+        members = cells.indices[cells.indptr[pair] : cells.indptr[pair + 1]].tolist()
+        over = (
+            vacancy_excess[vacancy] > 0
+            or registrant_excess[registrant] > 0
+            or any(cell_excess[g] > 0 for g in members)
+        )
+        if not over:
+            continue
+        selected[pair] = False
+        vacancy_excess[vacancy] -= 1
+        registrant_excess[registrant] -= 1
+        for g in members:
+            cell_excess[g] -= 1
+    logger.debug("rounding repair dropped pairs to restore capacities")

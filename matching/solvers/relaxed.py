@@ -20,7 +20,11 @@ from matching.solvers._common import (
     sum_scores,
 )
 from matching.solvers._lp import solve_lp_relaxation
-from matching.solvers.greedy import capacity_bound, fill_greedily
+from matching.solvers.greedy import (
+    capacity_bound,
+    drop_over_capacity,
+    fill_greedily,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,41 +33,6 @@ __all__ = ["round_and_fill", "solve_relaxed"]
 # An LP value at or above 1 - ROUNDING_TOLERANCE counts as chosen. HiGHS's
 # primal feasibility tolerance is 1e-7, so integral values sit well inside it.
 ROUNDING_TOLERANCE = 1e-6
-
-
-def _drop_over_capacity(problem: ShortlistProblem, selected: NDArray[np.bool_]) -> None:
-    """Unselect the lowest-scoring pairs of any row over its capacity, in place.
-
-    Rounding an LP point down keeps every row within its capacity up to the
-    LP tolerance, so this only acts when tolerances add up across a row.
-    """
-    usage = count_usage(problem, selected)
-    vacancy_excess = (usage.vacancy - problem.vacancy_capacity).tolist()
-    registrant_excess = (usage.registrant - problem.registrant_capacity).tolist()
-    cell_excess = (usage.cell - problem.cell_capacity).tolist()
-    if max(vacancy_excess + registrant_excess + cell_excess, default=0) <= 0:
-        return
-
-    chosen = np.flatnonzero(selected)
-    chosen = chosen[np.argsort(problem.pair_score[chosen], kind="stable")]
-    cells = problem.pair_cells
-    for pair in chosen.tolist():
-        vacancy = int(problem.pair_vacancy[pair])
-        registrant = int(problem.pair_registrant[pair])
-        members = cells.indices[cells.indptr[pair] : cells.indptr[pair + 1]].tolist()
-        over = (
-            vacancy_excess[vacancy] > 0
-            or registrant_excess[registrant] > 0
-            or any(cell_excess[g] > 0 for g in members)
-        )
-        if not over:
-            continue
-        selected[pair] = False
-        vacancy_excess[vacancy] -= 1
-        registrant_excess[registrant] -= 1
-        for g in members:
-            cell_excess[g] -= 1
-    logger.debug("rounding repair dropped pairs to restore capacities")
 
 
 def round_and_fill(
@@ -85,7 +54,7 @@ def round_and_fill(
         by :func:`~matching.solvers.greedy.fill_greedily` until nothing fits.
     """
     selected = column_value >= 1.0 - ROUNDING_TOLERANCE
-    _drop_over_capacity(problem, selected)
+    drop_over_capacity(problem, selected)
     return fill_greedily(problem, selected)
 
 
@@ -178,11 +147,15 @@ def solve_relaxed(
         relative_gap=relative_gap / 2,
     )
     selected = round_and_fill(problem, lp.column_value)
-    if not (lp.converged or lp.within_gap):
-        # A restricted LP stopped early can round to less than plain greedy.
-        greedy = fill_greedily(problem)
-        if sum_scores(problem, greedy) > sum_scores(problem, selected):
-            selected = greedy
+    if not lp.converged:
+        # A restricted LP stopped early can round to less than plain greedy
+        # or than the incumbent found while pricing.
+        alternatives = [fill_greedily(problem)]
+        if lp.incumbent is not None:
+            alternatives.append(lp.incumbent)
+        for alternative in alternatives:
+            if sum_scores(problem, alternative) > sum_scores(problem, selected):
+                selected = alternative
     bound = lp.tight_bound if math.isfinite(lp.tight_bound) else capacity_bound(problem)
     objective = sum_scores(problem, selected)
     shadow_price = None
