@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from api.db import Database
 from api.services.registry import RegistrantRegistry
 from api.settings import Settings
+from matching.features import VacancyProfile
 from matching.rounds import MatchingEngine
 
 
@@ -43,6 +44,12 @@ class ServiceContext:
         lock, which covers several processes.
     rounds
         Runs matching rounds in the background, one at a time.
+    uploads_in_progress
+        Agencies with an upload running in this process; ``upload_guard``
+        guards the set.
+    vacancy_profiles
+        Built vacancy profiles by (vacancy row id, stored record), so that a
+        repeated shortlist request does not wait for the builder lock.
     """
 
     settings: Settings
@@ -56,4 +63,9 @@ class ServiceContext:
         default_factory=lambda: ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="round"
         )
+    )
+    uploads_in_progress: set[str] = field(default_factory=set)
+    upload_guard: threading.Lock = field(default_factory=threading.Lock)
+    vacancy_profiles: dict[tuple[int, str], VacancyProfile] = field(
+        default_factory=dict
     )

@@ -143,6 +143,7 @@ def create_app(
             yield
         finally:
             context.rounds.shutdown(wait=True, cancel_futures=True)
+            context.registry.close()
             context.database.dispose()
             logger.info("labourmatch service stopped")
 

@@ -172,7 +172,9 @@ class CandidatePublic(Schema):
     rank: int
     score: float
     evidence: dict[str, Any] = Field(
-        description="Score components, matched and missing essential skills, "
+        description="Score components that apply to the vacancy (semantic, "
+        "essential_skills, isco_proximity, experience, language_margin, "
+        "skill_profile, occupation_match), matched and missing essential skills, "
         "skills, languages, qualifications and recognition."
     )
     quota_cells: list[str]

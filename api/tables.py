@@ -101,8 +101,9 @@ class RegistrantRow(Base):
     content_sha256: Mapped[str] = mapped_column(String(HASH_LENGTH))
     # The validated record as JSON, without full_name and birth_date.
     profile: Mapped[str] = mapped_column(Text)
-    # Normalised features as JSON: skill keys, resolved occupations, tested
-    # languages, qualifications, consent and availability.
+    # Normalised features as JSON: skill keys, resolved occupations, their
+    # ESCO matches with confidence, tested languages, qualifications, consent
+    # and availability.
     features: Mapped[str] = mapped_column(Text)
     # Each skill as given and as normalised to ESCO, as a JSON list.
     skills: Mapped[str] = mapped_column(Text)

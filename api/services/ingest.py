@@ -26,19 +26,30 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, utils
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from api.context import ServiceContext
-from api.errors import PayloadTooLargeError
+from api.errors import ConflictError, PayloadTooLargeError
 from api.schemas import ProbableDuplicate, RowProblem, UploadReport
 from api.services.audit import record_audit, utc_now
-from api.services.registry import VECTOR_DTYPE, bump_version
+from api.services.registrant_columns import VECTOR_DTYPE
+from api.services.registry import bump_version
 from api.tables import RegistrantRow
 from matching.exceptions import RecordError
 from matching.features import ResolutionMemo, ResolvedRegistrants, normalise_field
@@ -46,6 +57,15 @@ from matching.models import Registrant
 from matching.readers import iter_byte_lines, iter_registrants
 
 logger = logging.getLogger(__name__)
+
+# Rows normalised per hold of the builder lock. A chunk of new free text can
+# take seconds to embed, and a shortlist request waiting for the lock adds
+# that to its latency. The memo resolves texts shared by chunks once.
+RESOLVE_CHUNK_ROWS = 500
+
+# Key space of the PostgreSQL advisory locks that allow one upload per agency
+# at a time ("LMUP" in ASCII). The second key is the hash of the agency id.
+UPLOAD_LOCK_CLASS = 0x4C4D5550
 
 MEDIA_TYPE_FORMATS = {
     "text/csv": "csv",
@@ -159,6 +179,8 @@ def ingest_registrants(
 
     Raises
     ------
+    ConflictError
+        If another upload by the same agency is running; nothing is read.
     InputError
         If the file as a whole is unusable (empty, not comma-separated, a
         required column missing); nothing is stored.
@@ -168,12 +190,17 @@ def ingest_registrants(
     started = time.perf_counter()
     report = _ReportBuilder(max_listed=context.settings.max_reported_row_errors)
     memo = _UploadMemo()
-    with _BatchWriter(context, agency_id, report) as writer:
+    with (
+        agency_upload_lock(context, agency_id),
+        _BatchWriter(context, agency_id, report) as writer,
+    ):
         for batch in _valid_batches(context, agency_id, body, fmt, report):
             prepared = _prepare_batch(context, agency_id, batch, report, memo)
             if prepared:
                 writer.submit(prepared)
 
+    if report.accepted or report.updated:
+        context.registry.refresh_in_background(context.database.session)
     body_sha256 = body.sha256.hexdigest()
     with context.database.session() as session:
         record_audit(
@@ -209,6 +236,51 @@ def ingest_registrants(
         seconds=round(seconds, 3),
         body_sha256=body_sha256,
     )
+
+
+@contextmanager
+def agency_upload_lock(context: ServiceContext, agency_id: str) -> Iterator[None]:
+    """Hold the agency's upload lock for the block, or raise if it is taken.
+
+    Two uploads by one agency would insert the same (agency, external id)
+    rows at once, and the second insert would fail on the unique constraint.
+    A set in the context covers this process. On PostgreSQL a session-level
+    advisory lock on a connection held for the upload covers other processes.
+
+    Raises
+    ------
+    ConflictError
+        If an upload by the agency is already running.
+    """
+    busy = ConflictError(
+        f"an upload for agency '{agency_id}' is already in progress; send this "
+        "file again when it has finished"
+    )
+    with context.upload_guard:
+        if agency_id in context.uploads_in_progress:
+            raise busy
+        context.uploads_in_progress.add(agency_id)
+    try:
+        if not context.database.is_postgresql:
+            # NOTE: SQLite uploads are serialised per process only; several
+            # processes on one SQLite file can still collide.
+            yield
+            return
+        with context.database.engine.connect() as connection:
+            # Autocommit, so the connection holding the lock idles outside any
+            # transaction while the upload runs.
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            # The (int4, int4) form of the lock functions, so the class is cast.
+            key = (cast(UPLOAD_LOCK_CLASS, Integer), func.hashtext(agency_id))
+            if not connection.execute(select(func.pg_try_advisory_lock(*key))).scalar():
+                raise busy
+            try:
+                yield
+            finally:
+                connection.execute(select(func.pg_advisory_unlock(*key)))
+    finally:
+        with context.upload_guard:
+            context.uploads_in_progress.discard(agency_id)
 
 
 def content_sha256(registrant: Registrant) -> str:
@@ -409,6 +481,24 @@ def _prepare_rows(
     changed: list[tuple[int, Registrant, str, str]],
     memo: _UploadMemo,
 ) -> list[_PreparedRow]:
+    """Normalise and embed the changed rows, taking the builder lock per chunk.
+
+    Shortlist requests need the same lock to build a vacancy profile, so it
+    is released every ``RESOLVE_CHUNK_ROWS`` rows instead of once a batch.
+    """
+    prepared = []
+    for start in range(0, len(changed), RESOLVE_CHUNK_ROWS):
+        prepared += _prepare_chunk(
+            context, changed[start : start + RESOLVE_CHUNK_ROWS], memo
+        )
+    return prepared
+
+
+def _prepare_chunk(
+    context: ServiceContext,
+    changed: list[tuple[int, Registrant, str, str]],
+    memo: _UploadMemo,
+) -> list[_PreparedRow]:
     registrants = [item[1] for item in changed]
     memo.trim()
     with context.builder_lock:
@@ -427,6 +517,13 @@ def _prepare_rows(
                     registrant.occupations, resolved.occupation_codes[row], strict=True
                 )
                 if code is not None
+            ],
+            # ESCO occupation and normalisation confidence of each mapped
+            # claim, for the occupation_match score component.
+            "occupation_matches": [
+                [match.uri, float(match.confidence)]
+                for match in resolved.occupation_matches[row]
+                if match.uri is not None
             ],
             "languages": [
                 [

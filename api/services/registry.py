@@ -11,43 +11,40 @@ The counter row is updated inside the writing transaction, so on PostgreSQL a
 second writer waits for the first to commit before it gets its number, and on
 SQLite writers run one at a time: versions become visible in increasing order,
 and no row with a version at or below the last one seen can appear later.
+
+Between refreshes the registrants are kept as flat column arrays
+(:mod:`api.services.registrant_columns`), so a refresh decodes only the
+changed rows and rebuilds the matrix with whole-array operations.
 """
 
 from __future__ import annotations
 
-import json
+import gc
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.services.registrant_columns import (
+    assemble_features,
+    empty_columns,
+    occupation_evidence,
+    parse_rows,
+)
 from api.tables import RegistrantRow, RegistrantTombstone, RegistryVersion
 from matching.features import ISCO_LEVELS, FeatureBuilder, RegistrantFeatures
+from matching.skill_profile import OccupationEvidence, skill_idf
 
 logger = logging.getLogger(__name__)
-
-VECTOR_DTYPE = np.dtype("<f4")
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    key: str
-    origin: str
-    consent: bool
-    available_day: int
-    vector: NDArray[np.float32]
-    skill_columns: NDArray[np.int64]
-    occupations: tuple[tuple[str, float], ...]
-    languages: tuple[tuple[str, int, int], ...]
-    qualifications: tuple[tuple[int, str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,9 @@ class RegistrySnapshot:
         Registry version the snapshot reflects.
     features
         Column arrays in the order of ``registrant_ids``.
+    evidence
+        Skill profiles and occupation claims of ``features``, for the
+        ``skill_profile`` and ``occupation_match`` score components.
     registrant_ids
         (N,) int64 database ids of the rows of ``features``.
     row_of
@@ -68,6 +68,7 @@ class RegistrySnapshot:
 
     version: int
     features: RegistrantFeatures
+    evidence: OccupationEvidence
     registrant_ids: NDArray[np.int64]
     row_of: dict[int, int]
 
@@ -106,10 +107,59 @@ class RegistrantRegistry:
         self._builder = builder
         self._builder_lock = builder_lock
         self._lock = threading.Lock()
-        self._entries: dict[int, _Entry] = {}
+        self._columns = empty_columns()
         self._version = -1
         self._snapshot: RegistrySnapshot | None = None
         self._level_columns = _isco_columns(builder)
+        self._idf = skill_idf(builder.taxonomy)
+        self._occupation_uris = sorted(builder.taxonomy.occupations)
+        self._occupation_position = {
+            uri: position for position, uri in enumerate(self._occupation_uris)
+        }
+        self._refresher = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="registry-refresh"
+        )
+        self._refresh_queued = threading.Event()
+
+    @property
+    def built_version(self) -> int:
+        """Registry version of the latest matrix built, or -1 before the first."""
+        snapshot = self._snapshot
+        return snapshot.version if snapshot is not None else -1
+
+    def refresh_in_background(
+        self, open_session: Callable[[], AbstractContextManager[Session]]
+    ) -> None:
+        """Queue a refresh, so that the next request finds the matrix current.
+
+        A bulk upload calls this when it ends, because decoding 100k new rows
+        takes seconds that the first shortlist request would otherwise wait.
+        A request that arrives during the refresh waits for it to finish. At
+        most one refresh is queued at a time.
+        """
+        if self._refresh_queued.is_set():
+            return
+        self._refresh_queued.set()
+        try:
+            self._refresher.submit(self._refresh, open_session)
+        except RuntimeError:
+            # The app is stopping and the executor is shut down.
+            self._refresh_queued.clear()
+
+    def close(self) -> None:
+        """Wait for a running background refresh and drop a queued one."""
+        self._refresher.shutdown(wait=True, cancel_futures=True)
+
+    def _refresh(
+        self, open_session: Callable[[], AbstractContextManager[Session]]
+    ) -> None:
+        self._refresh_queued.clear()
+        try:
+            with open_session() as session:
+                self.snapshot(session)
+        except Exception:
+            # The next request refreshes the matrix itself, and reports its error.
+            logger.exception("background refresh of the registrant matrix failed")
 
     def snapshot(self, session: Session) -> RegistrySnapshot:
         """Return the features of every registrant committed so far.
@@ -126,6 +176,31 @@ class RegistrantRegistry:
 
     def _apply_changes(self, session: Session, current: int) -> None:
         started = time.perf_counter()
+        with _garbage_collection_paused():
+            changed, erased = self._read_changes(session)
+            read_seconds = time.perf_counter() - started
+            parsed = parse_rows(
+                changed,
+                skill_columns=self._skill_columns,
+                occupation_position=self._occupation_position,
+            )
+        before = self._columns.count
+        self._columns = self._columns.replace(parsed, erased)
+        self._version = current
+        logger.debug(
+            "registry refreshed to version %d: %d rows read in %.3f s, %d erased "
+            "ids, %d to %d registrants, %.3f s in all",
+            current,
+            len(changed),
+            read_seconds,
+            erased.size,
+            before,
+            self._columns.count,
+            time.perf_counter() - started,
+        )
+
+    def _read_changes(self, session: Session) -> tuple[list[Any], NDArray[np.int64]]:
+        """Return the rows written and the ids erased since the last version seen."""
         since = self._version
         changed = session.execute(
             select(
@@ -135,75 +210,82 @@ class RegistrantRegistry:
                 RegistrantRow.origin,
                 RegistrantRow.features,
                 RegistrantRow.vector,
-            ).where(RegistrantRow.version > since)
+            )
+            .where(RegistrantRow.version > since)
+            # The version index yields this order. Rows inserted by a bulk load
+            # then come in id order and need no reordering.
+            .order_by(RegistrantRow.version, RegistrantRow.id)
         ).all()
-        erased = session.execute(
-            select(RegistrantTombstone.registrant_id).where(
-                RegistrantTombstone.version > since
+        erased = np.array(
+            session.execute(
+                select(RegistrantTombstone.registrant_id).where(
+                    RegistrantTombstone.version > since
+                )
             )
-        ).scalars()
-        with self._builder_lock:
-            for row in changed:
-                self._entries[row.id] = self._entry(row)
-        removed = 0
-        for registrant_id in erased:
-            removed += self._entries.pop(int(registrant_id), None) is not None
-        self._version = current
-        logger.debug(
-            "registry refreshed to version %d: %d rows read, %d erased, %.3f s",
-            current,
-            len(changed),
-            removed,
-            time.perf_counter() - started,
+            .scalars()
+            .all(),
+            dtype=np.int64,
         )
+        return list(changed), erased
 
-    def _entry(self, row: Any) -> _Entry:
-        stored = json.loads(row.features)
+    def _skill_columns(self, keys: list[str]) -> NDArray[np.int64]:
+        """Return the vocabulary column of each key, adding new keys."""
         vocabulary = self._builder.vocabulary
-        columns = np.unique(
-            np.array(
-                [vocabulary.id_of(key) for key in stored["skills"]], dtype=np.int64
-            )
-        )
-        return _Entry(
-            key=f"{row.agency_id}/{row.external_id}",
-            origin=row.origin,
-            consent=bool(stored["consent"]),
-            available_day=int(stored["available_day"]),
-            vector=np.frombuffer(row.vector, dtype=VECTOR_DTYPE),
-            skill_columns=columns,
-            occupations=tuple(
-                (str(code), float(years)) for code, years in stored["occupations"]
-            ),
-            languages=tuple(
-                (str(language), int(rank), int(day))
-                for language, rank, day in stored["languages"]
-            ),
-            qualifications=tuple(
-                (int(level), str(field), str(country))
-                for level, field, country in stored["qualifications"]
-            ),
+        distinct = dict.fromkeys(keys)
+        # Only the lookup of distinct keys holds the builder lock, which
+        # uploads and vacancy profiles need too.
+        with self._builder_lock:
+            column_of = {key: vocabulary.id_of(key) for key in distinct}
+        return np.fromiter(
+            map(column_of.__getitem__, keys), dtype=np.int64, count=len(keys)
         )
 
     def _build(self, version: int) -> RegistrySnapshot:
         started = time.perf_counter()
-        ids = np.array(sorted(self._entries), dtype=np.int64)
-        entries = [self._entries[int(registrant_id)] for registrant_id in ids]
+        columns = self._columns
         with self._builder_lock:
             width = max(len(self._builder.vocabulary), 1)
-        features = assemble_features(entries, self._level_columns, width)
+            skill_columns = dict(self._builder.vocabulary.index)
+        features = assemble_features(columns, self._level_columns, width)
+        evidence = occupation_evidence(
+            OccupationEvidence.build(
+                self._builder.taxonomy, skill_columns, features, idf=self._idf
+            ),
+            columns,
+            self._occupation_uris,
+        )
         snapshot = RegistrySnapshot(
             version=version,
             features=features,
-            registrant_ids=ids,
-            row_of={int(registrant_id): row for row, registrant_id in enumerate(ids)},
+            evidence=evidence,
+            registrant_ids=columns.ids,
+            row_of=dict(zip(columns.ids.tolist(), range(columns.count), strict=True)),
         )
         logger.debug(
             "registry matrix of %d registrants built in %.3f s",
-            len(entries),
+            columns.count,
             time.perf_counter() - started,
         )
         return snapshot
+
+
+@contextmanager
+def _garbage_collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector, unless it is off already.
+
+    Decoding 100k rows makes millions of lists and dicts. Each collection
+    they trigger scans the whole heap, which contains the taxonomy and the
+    model. At 20k rows, reading and decoding took about 1.6 times as long with
+    the collector running (measured on 2 shared cores). The objects made here
+    hold no reference cycles, so reference counting frees them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _isco_columns(builder: FeatureBuilder) -> dict[int, dict[str, int]]:
@@ -217,142 +299,3 @@ def _isco_columns(builder: FeatureBuilder) -> dict[int, dict[str, int]]:
         }
         for level in ISCO_LEVELS
     }
-
-
-def assemble_features(
-    entries: list[_Entry], level_columns: dict[int, dict[str, int]], skill_width: int
-) -> RegistrantFeatures:
-    """Stack per-registrant entries into the column arrays scoring works on."""
-    count = len(entries)
-    dim = entries[0].vector.shape[0] if entries else 384
-    vectors = (
-        np.stack([entry.vector for entry in entries]).astype(np.float32, copy=False)
-        if entries
-        else np.zeros((0, dim), dtype=np.float32)
-    )
-    minor_columns = level_columns[3]
-    isco_entries: dict[int, list[tuple[int, int]]] = {
-        level: [] for level in ISCO_LEVELS
-    }
-    years: dict[tuple[int, int], float] = {}
-    for row, entry in enumerate(entries):
-        for code, claim_years in entry.occupations:
-            for level in ISCO_LEVELS:
-                column = level_columns[level].get(code[:level])
-                if column is not None:
-                    isco_entries[level].append((row, column))
-            minor = minor_columns.get(code[:3])
-            if minor is not None:
-                years[(row, minor)] = years.get((row, minor), 0.0) + claim_years
-    languages = _language_columns(entries)
-    qualifications = _qualification_columns(entries)
-    return RegistrantFeatures(
-        keys=tuple(entry.key for entry in entries),
-        origin=np.array([entry.origin for entry in entries], dtype="<U2"),
-        consent=np.array([entry.consent for entry in entries], dtype=bool),
-        available_from=np.array(
-            [entry.available_day for entry in entries], dtype=np.int64
-        ),
-        vectors=vectors,
-        skills=_skill_matrix(entries, skill_width),
-        isco={
-            level: _indicator(pairs, count, len(level_columns[level]))
-            for level, pairs in isco_entries.items()
-        },
-        isco_columns=level_columns,
-        minor_years=sp.csr_array(
-            (
-                np.array(list(years.values()), dtype=np.float32),
-                (
-                    np.array([key[0] for key in years], dtype=np.int64),
-                    np.array([key[1] for key in years], dtype=np.int64),
-                ),
-            ),
-            shape=(count, len(minor_columns)),
-        ),
-        language_rows=languages[0],
-        language_rank=languages[1],
-        language_test_day=languages[2],
-        qualification_row=qualifications[0],
-        qualification_level=qualifications[1],
-        qualification_field=qualifications[2],
-        qualification_country=qualifications[3],
-        # Explanations read matches from the database for shortlisted rows only.
-        skill_matches=((),) * count,
-        occupation_matches=((),) * count,
-    )
-
-
-def _skill_matrix(entries: list[_Entry], width: int) -> sp.csr_array:
-    lengths = np.array([entry.skill_columns.size for entry in entries], dtype=np.int64)
-    indptr = np.zeros(len(entries) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    indices = (
-        np.concatenate([entry.skill_columns for entry in entries])
-        if entries
-        else np.zeros(0, dtype=np.int64)
-    )
-    data = np.ones(indices.size, dtype=np.float32)
-    return sp.csr_array((data, indices, indptr), shape=(len(entries), width))
-
-
-def _indicator(pairs: list[tuple[int, int]], rows: int, columns: int) -> sp.csr_array:
-    unique = sorted(set(pairs))
-    row_index = np.array([pair[0] for pair in unique], dtype=np.int64)
-    column_index = np.array([pair[1] for pair in unique], dtype=np.int64)
-    data = np.ones(len(unique), dtype=np.float32)
-    return sp.csr_array(
-        (data, (row_index, column_index)), shape=(rows, max(columns, 1))
-    )
-
-
-def _language_columns(
-    entries: Iterable[_Entry],
-) -> tuple[
-    dict[str, NDArray[np.int64]],
-    dict[str, NDArray[np.int8]],
-    dict[str, NDArray[np.int64]],
-]:
-    rows: dict[str, list[int]] = {}
-    ranks: dict[str, list[int]] = {}
-    days: dict[str, list[int]] = {}
-    for row, entry in enumerate(entries):
-        for language, rank, day in entry.languages:
-            rows.setdefault(language, []).append(row)
-            ranks.setdefault(language, []).append(rank)
-            days.setdefault(language, []).append(day)
-    return (
-        {
-            language: np.array(values, dtype=np.int64)
-            for language, values in rows.items()
-        },
-        {
-            language: np.array(values, dtype=np.int8)
-            for language, values in ranks.items()
-        },
-        {
-            language: np.array(values, dtype=np.int64)
-            for language, values in days.items()
-        },
-    )
-
-
-def _qualification_columns(
-    entries: Iterable[_Entry],
-) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.str_], NDArray[np.str_]]:
-    rows: list[int] = []
-    levels: list[int] = []
-    fields: list[str] = []
-    countries: list[str] = []
-    for row, entry in enumerate(entries):
-        for level, field, country in entry.qualifications:
-            rows.append(row)
-            levels.append(level)
-            fields.append(field)
-            countries.append(country)
-    return (
-        np.array(rows, dtype=np.int64),
-        np.array(levels, dtype=np.int8),
-        np.array(fields, dtype=str) if fields else np.array([], dtype="<U1"),
-        np.array(countries, dtype="<U2"),
-    )

@@ -17,10 +17,12 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from api.context import ServiceContext
 from api.errors import NotFoundError
@@ -35,6 +37,7 @@ from api.services.audit import (
 from api.services.market import (
     binding_reason_data,
     load_agreement_index,
+    load_open_candidates,
     load_placed,
     load_profiles,
     pair_evidence,
@@ -43,10 +46,12 @@ from api.services.market import (
 from api.services.shortlists import (
     CandidateDraft,
     ShortlistDraft,
+    insert_shortlists,
     lock_shortlists,
-    save_shortlists,
+    supersede_open_shortlists,
 )
-from api.tables import RoundRow, VacancyRow
+from api.tables import QuotaCellRow, RoundRow, VacancyRow
+from matching.eligibility import AgreementIndex
 from matching.models import Vacancy
 from matching.rounds import RoundConfig, build_problem, collect_candidates
 from matching.solvers import find_binding_reasons, solve_shortlists
@@ -299,7 +304,12 @@ def _run_stages(
     progress.stage("scoring")
     features = snapshot.features
     pairs, _, eligible_counts = collect_candidates(
-        features, profiles, index, config, progress=progress
+        features,
+        profiles,
+        index,
+        config,
+        progress=progress,
+        evidence=snapshot.evidence,
     )
     problem = build_problem(features, profiles, index, pairs, config)
     registrant_capacity = problem.registrant_capacity.copy()
@@ -334,6 +344,8 @@ def _run_stages(
     drafts = _drafts(snapshot, profiles, vacancy_rows, pairs, problem, solution, config)
     with context.shortlist_lock, context.database.write_session() as session:
         lock_shortlists(context, session)
+        supersede_open_shortlists(session, [row.id for row in vacancy_rows])
+        drafts = fit_to_current_use(session, drafts, vacancy_rows, index, config)
         stored = load_profiles(
             session,
             sorted(
@@ -353,7 +365,7 @@ def _run_stages(
             )
             for draft in drafts
         ]
-        save_shortlists(
+        insert_shortlists(
             session,
             drafts,
             employer_of={row.id: row.employer_id for row in vacancy_rows},
@@ -366,7 +378,8 @@ def _run_stages(
         "vacancies": len(profiles),
         "candidate_pairs": problem.num_pairs,
         "eligible_pairs": int(sum(eligible_counts)),
-        "shortlisted": int(solution.num_selected),
+        # Candidates stored, after the check against use at save time.
+        "shortlisted": sum(len(draft.candidates) for draft in drafts),
         "method": solution.method,
         "status": solution.status.value,
         "objective": round(float(solution.objective), 6),
@@ -455,3 +468,146 @@ def _drafts(
             )
         )
     return drafts
+
+
+def fit_to_current_use(
+    session: Session,
+    drafts: list[ShortlistDraft],
+    vacancy_rows: list[VacancyRow],
+    index: AgreementIndex,
+    config: RoundConfig,
+) -> list[ShortlistDraft]:
+    """Trim a round's shortlists to the placements and quota use at save time.
+
+    A round solves against the state read when it started, and selections
+    may commit while it runs. The caller runs this in the saving transaction,
+    after superseding the open shortlists of the round's vacancies. It drops
+    placed registrants and keeps ``shortlist_ratio`` candidates per opening
+    still unfilled. It then removes the lowest-scored candidates of every
+    quota cell that no longer has room for them. The cell rows stay locked
+    until the transaction ends, by ``SELECT ... FOR UPDATE`` on PostgreSQL and
+    because SQLite runs one write transaction at a time. No selection can
+    change their use before the shortlists are stored.
+    """
+    placed = load_placed(session)
+    filled = placements_per_vacancy(session, [row.id for row in vacancy_rows])
+    records = {row.id: Vacancy.model_validate_json(row.record) for row in vacancy_rows}
+    candidate_lists: list[list[CandidateDraft]] = []
+    places: list[int] = []
+    for draft in drafts:
+        record = records[draft.vacancy_row_id]
+        left = max(record.openings - filled[draft.vacancy_row_id], 0)
+        places.append(config.shortlist_ratio * left)
+        candidates = [
+            item for item in draft.candidates if item.registrant_id not in placed
+        ]
+        candidate_lists.append(candidates[: places[-1]])
+
+    room = _cell_room(session, candidate_lists, index, config)
+    members: dict[str, list[tuple[float, int, int, int]]] = {}
+    for position, candidates in enumerate(candidate_lists):
+        for item in candidates:
+            for cell_id in item.cell_ids:
+                members.setdefault(cell_id, []).append(
+                    (item.score, -item.rank, position, item.registrant_id)
+                )
+    dropped: set[tuple[int, int]] = set()
+    short_cells: dict[int, list[str]] = {}
+    for cell_id in sorted(members):
+        present = [
+            member for member in members[cell_id] if member[2:] not in dropped
+        ]
+        excess = len(present) - room.get(cell_id, 0)
+        # The lowest score goes first, and the later rank among equal scores.
+        for member in sorted(present)[: max(excess, 0)]:
+            dropped.add(member[2:])
+            short_cells.setdefault(member[2], []).append(cell_id)
+
+    fitted = []
+    pairs = zip(drafts, candidate_lists, strict=True)
+    for position, (draft, candidates) in enumerate(pairs):
+        remaining = [
+            dataclasses.replace(item, rank=rank)
+            for rank, item in enumerate(
+                (
+                    item
+                    for item in candidates
+                    if (position, item.registrant_id) not in dropped
+                ),
+                start=1,
+            )
+        ]
+        unfilled = draft.unfilled
+        if len(remaining) < len(draft.candidates):
+            unfilled = _unfilled_at_save(
+                draft, places[position] - len(remaining), short_cells.get(position)
+            )
+        fitted.append(
+            dataclasses.replace(draft, candidates=remaining, unfilled=unfilled)
+        )
+    if dropped:
+        full_cells = sorted(
+            {cell for cell_ids in short_cells.values() for cell in cell_ids}
+        )
+        logger.warning(
+            "quota cells %s had less room when the round was saved than when it "
+            "started; %d candidates were left off",
+            ", ".join(full_cells),
+            len(dropped),
+        )
+    return fitted
+
+
+def _cell_room(
+    session: Session,
+    candidate_lists: list[list[CandidateDraft]],
+    index: AgreementIndex,
+    config: RoundConfig,
+) -> Counter[str]:
+    """Return how many of the round's candidates each quota cell has room for now."""
+    cell_ids = sorted(
+        {
+            cell
+            for candidates in candidate_lists
+            for item in candidates
+            for cell in item.cell_ids
+        }
+    )
+    cells = session.scalars(
+        select(QuotaCellRow)
+        .where(QuotaCellRow.id.in_(cell_ids))
+        .order_by(QuotaCellRow.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    # The round's own open shortlists are superseded already, so this counts
+    # the unselected candidates of other vacancies only.
+    load = load_open_candidates(session)
+    room: Counter[str] = Counter()
+    for cell in cells:
+        remaining = 0 if cell.closed_at is not None else max(cell.cap - cell.used, 0)
+        if config.quota_mode == "proportional":
+            room[cell.id] = remaining * index.cell_ratio.get(cell.id, 1)
+        else:
+            room[cell.id] = max(remaining - load.per_cell.get(cell.id, 0), 0)
+    return room
+
+
+def _unfilled_at_save(
+    draft: ShortlistDraft, missing: int, cells: list[str] | None
+) -> dict[str, Any] | None:
+    if missing <= 0:
+        return None
+    reason: Any = draft.unfilled["reason"] if draft.unfilled is not None else None
+    if cells:
+        reason = {
+            "codes": [f"quota_cell:{cell}" for cell in sorted(set(cells))],
+            "message": "quota cell use rose while the round ran",
+        }
+    elif reason is None:
+        reason = {
+            "codes": ["placements"],
+            "message": "candidates were placed or openings filled while the "
+            "round ran",
+        }
+    return {"missing": missing, "reason": reason}

@@ -74,10 +74,13 @@ def record_selection(
     chosen = list(dict.fromkeys(candidate_ids))
     try:
         with context.database.write_session() as session:
+            # The shortlist row stays locked (PostgreSQL), so a matching round
+            # cannot supersede it and count quota use while this runs.
             found = session.execute(
                 select(ShortlistRow, VacancyRow)
                 .join(VacancyRow, VacancyRow.id == ShortlistRow.vacancy_id)
                 .where(ShortlistRow.id == shortlist_id)
+                .with_for_update(of=ShortlistRow)
             ).first()
             if found is None or found[1].employer_id != employer_id:
                 raise NotFoundError("shortlist", shortlist_id)

@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 # Key of the PostgreSQL advisory lock that serialises shortlist builds and the
 # saving step of rounds across processes ("LMSL" in ASCII).
 SHORTLIST_LOCK_KEY = 0x4C4D534C
+# Vacancy profiles kept in memory; the cache is emptied when it is full. A
+# profile is a few kilobytes (its record, skills and a 384-float vector).
+MAX_CACHED_VACANCY_PROFILES = 10_000
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,7 @@ def build_shortlist(
     """
     settings = context.settings
     vacancy = Vacancy.model_validate_json(vacancy_row.record)
-    with context.builder_lock:
-        profile = context.engine.builder.build_vacancy(vacancy)
+    profile = vacancy_profile(context, vacancy_row, vacancy)
 
     started = time.perf_counter()
     with context.shortlist_lock, context.database.write_session() as session:
@@ -181,6 +183,21 @@ def build_shortlist(
     return shortlist_id
 
 
+def vacancy_profile(
+    context: ServiceContext, vacancy_row: VacancyRow, vacancy: Vacancy
+) -> VacancyProfile:
+    """Return the vacancy's profile, built once per stored record."""
+    key = (vacancy_row.id, vacancy_row.record)
+    profile = context.vacancy_profiles.get(key)
+    if profile is None:
+        with context.builder_lock:
+            profile = context.engine.builder.build_vacancy(vacancy)
+        if len(context.vacancy_profiles) >= MAX_CACHED_VACANCY_PROFILES:
+            context.vacancy_profiles.clear()
+        context.vacancy_profiles[key] = profile
+    return profile
+
+
 def _solve_one(
     context: ServiceContext,
     *,
@@ -200,7 +217,14 @@ def _solve_one(
         snapshot, load, placed, settings.max_shortlists_per_registrant
     )
     rows = np.flatnonzero(eligibility.eligible & (capacity > 0)).astype(np.int64)
-    scores = score_vacancy(features, profile, eligibility, rows, ScoreWeights())
+    scores = score_vacancy(
+        features,
+        profile,
+        eligibility,
+        rows,
+        ScoreWeights(),
+        evidence=snapshot.evidence,
+    )
     keep = _top_positions(scores.total, settings.candidates_per_vacancy)
     kept_rows = rows[keep]
 
@@ -378,7 +402,24 @@ def save_shortlists(
     round_id: str | None,
 ) -> list[str]:
     """Store shortlists, superseding the open ones of their vacancies; return ids."""
-    vacancy_ids = [draft.vacancy_row_id for draft in drafts]
+    supersede_open_shortlists(session, [draft.vacancy_row_id for draft in drafts])
+    return insert_shortlists(
+        session,
+        drafts,
+        employer_of=employer_of,
+        secret=secret,
+        key_id=key_id,
+        round_id=round_id,
+    )
+
+
+def supersede_open_shortlists(session: Session, vacancy_ids: list[int]) -> None:
+    """Mark the open shortlists of the vacancies superseded.
+
+    The update locks the shortlist rows until the transaction ends, so a
+    selection that locks its shortlist first finishes before, and one that
+    comes later finds the shortlist superseded.
+    """
     for start in range(0, len(vacancy_ids), 1_000):
         session.execute(
             update(ShortlistRow)
@@ -388,6 +429,18 @@ def save_shortlists(
             )
             .values(status="superseded")
         )
+
+
+def insert_shortlists(
+    session: Session,
+    drafts: list[ShortlistDraft],
+    *,
+    employer_of: dict[int, str],
+    secret: bytes,
+    key_id: str,
+    round_id: str | None,
+) -> list[str]:
+    """Store new open shortlists and their candidates; return their ids."""
     now = utc_now()
     shortlist_ids = [new_id("sl") for _ in drafts]
     session.add_all(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
 from api_testing import (
     CELL,
     Market,
@@ -12,6 +17,10 @@ from api_testing import (
     vacancy_body,
 )
 from fastapi.testclient import TestClient
+
+# Maximum wait for a request that must not block. It normally takes well
+# under a second, so only a request stuck on a lock reaches it.
+UNBLOCKED_TIMEOUT_SECONDS = 20.0
 
 
 def _post_vacancy(
@@ -163,3 +172,42 @@ def test_vacancy_repeated_id_conflicts(client: TestClient, market: Market) -> No
 
     assert response.status_code == 409
     assert response.json()["detail"] == "vacancy 'V-1' already exists"
+
+
+def test_shortlist_not_blocked_by_upload_normalisation(
+    client: TestClient,
+    market: Market,
+    carpenter_skills: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _post_vacancy(client, market)
+    first = client.post("/v1/vacancies/V-1/shortlist", headers=market.employer)
+    builder = client.app.state.context.engine.builder  # type: ignore[attr-defined]
+    resolve = builder.resolve_registrants
+    entered, release = threading.Event(), threading.Event()
+
+    def blocked_resolve(*args: Any, **kwargs: Any) -> Any:
+        # Injected: the upload's normalisation runs, holding the builder lock,
+        # until the test releases it.
+        entered.set()
+        release.wait(UNBLOCKED_TIMEOUT_SECONDS * 2)
+        return resolve(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "resolve_registrants", blocked_resolve)
+    rows = registrants_csv([registrant_row(60, carpenter_skills)])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        uploaded = pool.submit(upload, client, market.agency, rows)
+        assert entered.wait(UNBLOCKED_TIMEOUT_SECONDS)
+        again = pool.submit(
+            client.post, "/v1/vacancies/V-1/shortlist", headers=market.employer
+        )
+        try:
+            repeated = again.result(timeout=UNBLOCKED_TIMEOUT_SECONDS)
+        finally:
+            release.set()
+        upload_response = uploaded.result(timeout=UNBLOCKED_TIMEOUT_SECONDS)
+
+    assert first.status_code == 201, first.text
+    assert repeated.status_code == 201, repeated.text
+    assert upload_response.status_code == 200, upload_response.text
+    assert upload_response.json()["accepted"] == 1

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import anyio
 
 import pytest
 from api_testing import (
@@ -22,6 +26,10 @@ from api.errors import PayloadTooLargeError
 from api.main import create_app
 from api.services import ingest
 from matching.rounds import MatchingEngine
+
+
+# Longest wait for a paused upload; the test releases it within a second.
+UPLOAD_PAUSE_TIMEOUT_SECONDS = 30.0
 
 
 def _good_rows(
@@ -410,6 +418,105 @@ async def _send_then_disconnect(
         for message in sent
         if message["type"] == "http.response.start"
     )
+
+
+async def _send_paused_upload(
+    app: Any,
+    headers: dict[str, str],
+    chunks: tuple[list[bytes], list[bytes]],
+    started: threading.Event,
+    release: threading.Event,
+) -> int:
+    """Drive an upload over ASGI that pauses between two parts of its body.
+
+    ``started`` is set when the app asks for the body past the first part, so
+    the upload is running; the rest is sent once ``release`` is set.
+    """
+    first, rest = chunks
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": chunk, "more_body": True} for chunk in first
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        started.set()
+        await anyio.to_thread.run_sync(release.wait, UPLOAD_PAUSE_TIMEOUT_SECONDS)
+        return {"type": "http.request", "body": b"".join(rest), "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(_upload_scope(headers), receive, send)
+    return next(
+        message["status"]
+        for message in sent
+        if message["type"] == "http.response.start"
+    )
+
+
+def _upload_scope(headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/registrants:bulk",
+        "raw_path": b"/v1/registrants:bulk",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"text/csv")]
+        + [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 50001),
+        "server": ("testserver", 80),
+    }
+
+
+def test_concurrent_uploads_same_agency_conflict(
+    client: TestClient, carpenter_skills: list[str]
+) -> None:
+    headers = issue_key(client, "agency", AGENCY)
+    other_headers = issue_key(client, "agency", OTHER_AGENCY)
+    body = registrants_csv(_good_rows(carpenter_skills, count=6))
+    lines = [line.encode() for line in body.splitlines(keepends=True)]
+    other_body = registrants_csv(
+        [
+            registrant_row(number, carpenter_skills, agency_id=OTHER_AGENCY)
+            for number in range(1, 4)
+        ]
+    )
+    started, release = threading.Event(), threading.Event()
+    assert client.portal is not None
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(
+            client.portal.call,
+            _send_paused_upload,
+            client.app,
+            headers,
+            (lines[:3], lines[3:]),
+            started,
+            release,
+        )
+        assert started.wait(UPLOAD_PAUSE_TIMEOUT_SECONDS)
+        second = upload(client, headers, body)
+        other_agency = upload(client, other_headers, other_body)
+        release.set()
+        first_status = first.result(timeout=UPLOAD_PAUSE_TIMEOUT_SECONDS)
+    again = upload(client, headers, body)
+
+    assert second.status_code == 409, second.text
+    assert second.json()["code"] == "conflict"
+    assert second.json()["detail"] == (
+        f"an upload for agency '{AGENCY}' is already in progress; send this file "
+        "again when it has finished"
+    )
+    assert other_agency.status_code == 200, other_agency.text
+    assert first_status == 200
+    assert again.status_code == 200, again.text
+    assert again.json()["unchanged"] == 6
 
 
 def test_upload_client_disconnect_then_resent(
