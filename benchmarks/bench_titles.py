@@ -12,13 +12,17 @@ printed. Each method ranks up to 10 occupations per title:
 - ``embedding``: all-MiniLM-L6-v2 alone. An occupation scores the best cosine
   between the title and its preferred and alternative labels, whose vectors
   come from the shipped seed.
-- ``product``: ``Normaliser.rank_occupations``, the ranking the engine uses.
+- ``product``: ``Normaliser.rank_occupations``, the ranking the engine uses:
+  label, description and skill cosines, rapidfuzz and word-overlap scores and
+  priors from the ESCO hierarchy and ISCO groups.
 
 It reports top-1 and top-5 accuracy and the mean reciprocal rank over the top
 10 (a title whose occupation is not in the top 10 counts 0). The rows are
-split in two halves by a seeded shuffle: the weights of the product ranking
-were tuned on the ``tuning`` half, so the ``held-out`` half gives the honest
-figure. The ``all`` rows cover the whole file.
+split in two halves by a seeded shuffle: the 13 weights of the product
+ranking were fitted on the ``tuning`` half, and features were kept or dropped
+by their gain there, so the ``held-out`` half gives the honest figure. No
+other parameter of any method was learnt from this file. The ``all`` rows
+cover the whole file.
 
 Run, for example::
 
@@ -214,6 +218,14 @@ def machine_line() -> str:
     )
 
 
+def load_line() -> str:
+    one, five, fifteen = os.getloadavg()
+    return (
+        f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min) "
+        "when the table was written"
+    )
+
+
 def format_table(
     results: dict[str, dict[str, Scores]], title_set: TitleSet, argv: Sequence[str]
 ) -> str:
@@ -224,11 +236,12 @@ def format_table(
         f"- command: `{command}`",
         f"- machine: {machine_line()}",
         f"- date: {dt.date.today().isoformat()}",
+        f"- load: {load_line()}",
         f"- data: `{TITLES_FILE.relative_to(TITLES_FILE.parents[2])}`, "
         f"{len(title_set.titles):,} titles kept, {title_set.dropped} dropped "
         "(label not a v1.1.1 preferred label)",
-        f"- split: seeded shuffle (seed {SPLIT_SEED}); product weights tuned on "
-        "the tuning half",
+        f"- split: seeded shuffle (seed {SPLIT_SEED}); product weights fitted on "
+        "the tuning half, so held-out is the honest figure",
         "",
         "| method | rows | titles | top-1 | top-5 | MRR@10 | titles/s |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",

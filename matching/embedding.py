@@ -287,7 +287,11 @@ def write_label_vectors(
             json.dumps(metadata, sort_keys=True).encode("utf-8"), np.uint8
         ),
     }
-    path = Path(path)
+    _write_npz_members(Path(path), members)
+
+
+def _write_npz_members(path: Path, members: dict[str, NDArray[np.generic]]) -> None:
+    """Write arrays as an uncompressed ``.npz`` with fixed timestamps, atomically."""
     descriptor, temporary = tempfile.mkstemp(
         prefix=".tmp-", suffix=".npz", dir=path.parent
     )
@@ -355,6 +359,180 @@ def read_label_vectors(path: Path) -> LabelVectors:
     return LabelVectors(
         labels=labels,
         vectors=vectors,
+        model_name=str(metadata.get("model_name")),
+        taxonomy_version=str(metadata.get("taxonomy_version")),
+    )
+
+
+# Version of the occupation profile file layout written by write_occupation_profiles.
+PROFILE_FORMAT = 1
+PROFILE_BUILD_COMMAND = "python scripts/build_occupation_profiles.py"
+
+
+@dataclass(frozen=True, eq=False)
+class OccupationProfiles:
+    """Per-occupation data from the ESCO release that the label fixtures leave out.
+
+    Attributes
+    ----------
+    uris
+        Occupation URIs, sorted and distinct.
+    description_vectors
+        float16 array of shape (len(uris), dim): the L2-normalised vector of
+        the first sentence of each occupation's ESCO description.
+    narrower_counts
+        int32 array: number of occupations whose broader concept is this one
+        in the ESCO occupation hierarchy.
+    description_chars
+        int32 array: length of the full ESCO description in characters.
+    model_name
+        Model that produced the vectors.
+    taxonomy_version
+        Taxonomy release the occupations come from.
+    """
+
+    uris: tuple[str, ...]
+    description_vectors: NDArray[np.float16]
+    narrower_counts: NDArray[np.int32]
+    description_chars: NDArray[np.int32]
+    model_name: str
+    taxonomy_version: str
+
+
+def default_profile_path(
+    model_name: str = MODEL_NAME, taxonomy_version: str = TAXONOMY_VERSION
+) -> Path:
+    """Return where the shipped occupation profile file of a model and release lives.
+
+    Returns
+    -------
+    Path
+        ``fixtures/vectors/<model_name>-<taxonomy_version>-occupation-profiles.npz``.
+        The file may not exist.
+    """
+    return SEED_DIR / f"{model_name}-{taxonomy_version}-occupation-profiles.npz"
+
+
+def write_occupation_profiles(path: Path, profiles: OccupationProfiles) -> None:
+    """Write occupation profiles to a file, byte for byte deterministic.
+
+    Parameters
+    ----------
+    path
+        File to write; its folder must exist. It is replaced atomically.
+    profiles
+        Rows must be sorted by URI, and every array must have one row per URI.
+
+    Raises
+    ------
+    ValueError
+        If the URIs are not sorted and distinct, or an array has another length.
+
+    Notes
+    -----
+    The layout follows :func:`write_label_vectors`: an uncompressed ``.npz``
+    with members ``uris`` (UTF-8, newline-joined, as uint8),
+    ``description_vectors`` (float16), ``narrower_counts`` and
+    ``description_chars`` (int32) and ``metadata`` (UTF-8 JSON as uint8).
+    """
+    uris = list(profiles.uris)
+    if uris != sorted(set(uris)):
+        raise ValueError("occupation URIs must be sorted and distinct")
+    vectors = np.asarray(profiles.description_vectors)
+    arrays = {
+        "description_vectors": vectors,
+        "narrower_counts": np.asarray(profiles.narrower_counts),
+        "description_chars": np.asarray(profiles.description_chars),
+    }
+    for name, array in arrays.items():
+        if array.shape[0] != len(uris):
+            raise ValueError(
+                f"{name} has {array.shape[0]} rows, but there are {len(uris)} URIs; "
+                "pass one row per occupation"
+            )
+    if vectors.ndim != 2:
+        raise ValueError(f"description_vectors has shape {vectors.shape}; expected 2-D")
+    metadata = {
+        "format": PROFILE_FORMAT,
+        "model_name": profiles.model_name,
+        "taxonomy_version": profiles.taxonomy_version,
+        "count": len(uris),
+        "dim": int(vectors.shape[1]),
+    }
+    members: dict[str, NDArray[np.generic]] = {
+        "uris": np.frombuffer("\n".join(uris).encode("utf-8"), np.uint8),
+        "description_vectors": np.ascontiguousarray(vectors, dtype=np.float16),
+        "narrower_counts": np.ascontiguousarray(
+            arrays["narrower_counts"], dtype=np.int32
+        ),
+        "description_chars": np.ascontiguousarray(
+            arrays["description_chars"], dtype=np.int32
+        ),
+        "metadata": np.frombuffer(
+            json.dumps(metadata, sort_keys=True).encode("utf-8"), np.uint8
+        ),
+    }
+    _write_npz_members(Path(path), members)
+
+
+def read_occupation_profiles(path: Path) -> OccupationProfiles:
+    """Read a file written by :func:`write_occupation_profiles`.
+
+    Parameters
+    ----------
+    path
+        The ``.npz`` profile file.
+
+    Returns
+    -------
+    OccupationProfiles
+        Its vectors stay float16.
+
+    Raises
+    ------
+    ModelLoadError
+        If the file is missing, unreadable or inconsistent.
+    """
+    path = Path(path)
+    hint = f"rebuild it with `{PROFILE_BUILD_COMMAND}`"
+    try:
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            blob = archive["uris"]
+            vectors = archive["description_vectors"]
+            narrower_counts = archive["narrower_counts"]
+            description_chars = archive["description_chars"]
+            metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
+    except FileNotFoundError as error:
+        raise ModelLoadError(
+            f"occupation profile file {path} is missing; {hint}"
+        ) from error
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise ModelLoadError(
+            f"occupation profile file {path} is unreadable ({error}); {hint}"
+        ) from error
+    text = blob.tobytes().decode("utf-8")
+    uris = tuple(text.split("\n")) if text else ()
+    count = len(uris)
+    if (
+        not isinstance(metadata, dict)
+        or metadata.get("format") != PROFILE_FORMAT
+        or metadata.get("count") != count
+        or vectors.dtype != np.float16
+        or vectors.ndim != 2
+        or vectors.shape[0] != count
+        or narrower_counts.shape != (count,)
+        or description_chars.shape != (count,)
+    ):
+        raise ModelLoadError(
+            f"occupation profile file {path} is inconsistent: {count} URIs, "
+            f"description vectors of shape {vectors.shape} and dtype {vectors.dtype}, "
+            f"metadata {metadata!r}; {hint}"
+        )
+    return OccupationProfiles(
+        uris=uris,
+        description_vectors=vectors,
+        narrower_counts=narrower_counts.astype(np.int32),
+        description_chars=description_chars.astype(np.int32),
         model_name=str(metadata.get("model_name")),
         taxonomy_version=str(metadata.get("taxonomy_version")),
     )

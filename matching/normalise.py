@@ -30,9 +30,10 @@ Each text goes through these steps, and the first that decides wins:
 5. **fuzzy** / **semantic** for occupations: every occupation is ranked
    against the title without its bracketed parts and filler words ("urgent
    hiring"). The score is linear in embedding cosines with the occupation's
-   labels, their centroid and its essential skills. It adds rapidfuzz and
-   word-overlap scores and priors from the taxonomy's structure (see
-   ``_OccupationRanker``). The confidence is the softmax probability of the
+   labels, their centroid, its essential skills and the first sentence of its
+   ESCO description. It adds rapidfuzz and word-overlap scores and priors
+   from the taxonomy's structure, such as the number of narrower occupations
+   (see ``_OccupationRanker``). The confidence is the softmax probability of the
    top occupation among all occupations. The method is "fuzzy" when the
    title shares a word with a label of that occupation and "semantic"
    otherwise.
@@ -60,7 +61,14 @@ from rapidfuzz import fuzz, process, utils
 from rapidfuzz.distance import OSA
 from scipy import sparse
 
-from matching.embedding import LabelEncoder, normalise_label
+from matching.embedding import (
+    LabelEncoder,
+    OccupationProfiles,
+    default_profile_path,
+    normalise_label,
+    read_occupation_profiles,
+)
+from matching.exceptions import ModelLoadError
 from matching.taxonomy import Occupation, Skill, Taxonomy
 
 logger = logging.getLogger(__name__)
@@ -82,9 +90,9 @@ ESCO_URI_PREFIX = "http://data.europa.eu/esco/"
 DEFAULT_SKILL_THRESHOLD = 0.68
 # The occupation confidence is the softmax probability of the top occupation
 # (see _OccupationRanker). On 3,000 titles of the tuning half of the JobBERT
-# validation set, 85% reach 0.1. Of those, 31% have the labelled occupation
-# first, against 28% of all titles, because the labels are noisy. Ten
-# nonsense strings score at most 0.02. Of 300 occupation labels with one
+# validation set, 73% reach 0.1. Of those, 41% have the labelled occupation
+# first, against 33% of all titles, because the labels are noisy. Ten
+# nonsense strings score at most 0.04. Of 300 occupation labels with one
 # typo, 98% take the spelling fast path and 97% map to the right occupation.
 DEFAULT_OCCUPATION_THRESHOLD = 0.1
 # The embedding gets the larger share because it separates lexically similar
@@ -406,25 +414,32 @@ _TITLE_BRACKETS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 
 # Weights of the occupation ranking score, a linear function of the features
 # listed in _OccupationRanker. They were fitted on the tuning half of the
-# JobBERT validation titles, split as benchmarks/bench_titles.py splits them:
-# first by listwise logistic regression (a softmax over all 3,007
-# occupations), then by coordinate ascent on MRR@10. Scores go through a
-# softmax over occupations, so a constant added to every score changes
-# nothing. A bonus for title words in the ISCO unit group's title, and one
-# for a shared head noun, got weights near 0 and were dropped.
+# JobBERT validation titles, split as benchmarks/bench_titles.py splits them,
+# by listwise logistic regression (a softmax over all 3,007 occupations, L2
+# penalty 1e-3 on the weights). Scores go through a softmax over occupations,
+# so a constant added to every score changes nothing. A bonus for title words
+# in the ISCO unit group's title, and one for a shared head noun, got weights
+# near 0 and were dropped. These gained under 0.002 MRR on the same half and
+# were dropped too: softmax pooling over labels, ISCO-group maxima, cosines
+# with skill labels, and scoring the parts of a title split at "/", "-" or
+# "cum" separately. So was a linear adapter of the vectors, trained on ESCO
+# labels only to pull each label towards its occupation's centroid.
 # NOTE: many of those titles come from Malaysian job boards and their labels
 # are noisy; titles from other sources may rank better with other weights.
 _RANKING_WEIGHTS = {
-    "cos_max": 8.094,
-    "cos_centroid": 8.312,
-    "cos_skills": 1.117,
-    "token_sort": 0.929,
-    "title_coverage": 2.519,
-    "preferred_coverage": -2.164,
-    "preferred_recall": 2.629,
-    "log_group_size": -0.299,
-    "centrality": 6.297,
-    "group_centrality": 1.767,
+    "cos_max": 5.367,
+    "cos_centroid": 4.944,
+    "cos_skills": 3.471,
+    "cos_description": 3.256,
+    "token_sort": 1.463,
+    "title_coverage": 2.0,
+    "preferred_coverage": -2.277,
+    "preferred_recall": 2.684,
+    "log_group_size": -0.3,
+    "centrality": 2.653,
+    "group_centrality": 2.09,
+    "log_narrower": -2.031,
+    "log_description_chars": -0.379,
 }
 # Titles scored per batch: bounds the (titles x labels) cosine matrix to
 # about 256 x 33k float32, 34 MB.
@@ -475,17 +490,27 @@ class _OccupationRanker:
     - ``preferred_coverage``: the same against its preferred label only;
     - ``preferred_recall``: share of its preferred label's weighted words
       that appear in the title;
-    - priors independent of the title: ``log_group_size`` (log of the number
-      of occupations in its ISCO unit group), ``centrality`` (mean cosine
-      between its centroid and every other occupation's) and
-      ``group_centrality`` (the same within its ISCO sub-major group).
+    - ``cos_description``: cosine with the vector of the first sentence of
+      its ESCO description;
+    - priors independent of the title. ``log_group_size`` is the log of the
+      number of occupations in its ISCO unit group. ``centrality`` is the
+      mean cosine between its centroid and every other occupation's, and
+      ``group_centrality`` the same within its ISCO sub-major group.
+      ``log_narrower`` is the log of one plus the number of narrower
+      occupations in the ESCO hierarchy, and ``log_description_chars`` the
+      log of the length of its ESCO description.
 
     All label vectors come from the encoder, so from the shipped seed when
-    there is one.
+    there is one. The description vectors and the hierarchy counts come from
+    the occupation profile file (see :func:`read_occupation_profiles`).
     """
 
     def __init__(
-        self, taxonomy: Taxonomy, index: _LabelIndex, encoder: LabelEncoder
+        self,
+        taxonomy: Taxonomy,
+        index: _LabelIndex,
+        encoder: LabelEncoder,
+        profiles: OccupationProfiles,
     ) -> None:
         started = time.perf_counter()
         occupations = [taxonomy.occupations[uri] for uri in index.uris]
@@ -507,8 +532,27 @@ class _OccupationRanker:
             np.add.reduceat(self.label_vectors, self.label_starts, axis=0)
         )
         self.skill_centroids = _skill_centroids(taxonomy, index.uris, encoder)
+
+        rows = _profile_rows(profiles, index.uris)
+        self.description_vectors = _row_normalised(
+            profiles.description_vectors[rows].astype(np.float32)
+        )
         self._build_word_matrices(occupations, label_keys)
-        self.prior = self._prior(occupations)
+
+        self.prior_features = self._prior_features(occupations)
+        self.prior_features["log_narrower"] = np.log1p(
+            profiles.narrower_counts[rows]
+        ).astype(np.float32)
+        self.prior_features["log_description_chars"] = np.log(
+            np.maximum(profiles.description_chars[rows], 1)
+        ).astype(np.float32)
+        self.prior = sum(
+            (
+                _RANKING_WEIGHTS[name] * values
+                for name, values in self.prior_features.items()
+            ),
+            np.zeros(len(occupations), dtype=np.float32),
+        ).astype(np.float32)
         logger.debug(
             "built the occupation ranker over %d labels in %.2f s",
             len(label_keys),
@@ -568,7 +612,9 @@ class _OccupationRanker:
         shape = (len(word_sets), len(self.vocabulary))
         return sparse.csr_matrix((values, (rows, columns)), shape=shape)
 
-    def _prior(self, occupations: Sequence[Occupation]) -> NDArray[np.float32]:
+    def _prior_features(
+        self, occupations: Sequence[Occupation]
+    ) -> dict[str, NDArray[np.float32]]:
         group_sizes: dict[str, int] = {}
         for occupation in occupations:
             group_sizes[occupation.isco_code] = (
@@ -588,13 +634,11 @@ class _OccupationRanker:
             if len(members) > 1:
                 block = similarity[np.ix_(members, members)]
                 group_centrality[members] = block.sum(axis=1) / (len(members) - 1)
-        weights = _RANKING_WEIGHTS
-        prior: NDArray[np.float64] = (
-            weights["log_group_size"] * log_group_size
-            + weights["centrality"] * centrality
-            + weights["group_centrality"] * group_centrality
-        )
-        return prior.astype(np.float32)
+        return {
+            "log_group_size": log_group_size.astype(np.float32),
+            "centrality": centrality.astype(np.float32),
+            "group_centrality": group_centrality.astype(np.float32),
+        }
 
     def score_titles(
         self, keys: Sequence[str]
@@ -625,13 +669,27 @@ class _OccupationRanker:
     def _score_chunk(
         self, cleaned: Sequence[str], vectors: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-        weights = _RANKING_WEIGHTS
+        features = self.title_features(cleaned, vectors)
+        scores = np.tile(self.prior, (len(cleaned), 1))
+        for name, values in features.items():
+            scores += _RANKING_WEIGHTS[name] * values
+        return scores.astype(np.float32), features["title_coverage"] > 0
+
+    def title_features(
+        self, cleaned: Sequence[str], vectors: NDArray[np.float32]
+    ) -> dict[str, NDArray[np.float32]]:
+        """Return each title-dependent feature as a (titles, occupations) array.
+
+        The coverage features are already divided by the title's idf total
+        and the preferred label's, as the ranking score uses them.
+        """
         similarity = vectors @ self.label_vectors.T
-        scores = weights["cos_max"] * np.maximum.reduceat(
-            similarity, self.label_starts, axis=1
-        )
-        scores += weights["cos_centroid"] * (vectors @ self.centroids.T)
-        scores += weights["cos_skills"] * (vectors @ self.skill_centroids.T)
+        features = {
+            "cos_max": np.maximum.reduceat(similarity, self.label_starts, axis=1),
+            "cos_centroid": vectors @ self.centroids.T,
+            "cos_skills": vectors @ self.skill_centroids.T,
+            "cos_description": vectors @ self.description_vectors.T,
+        }
 
         queries = [utils.default_process(text) for text in cleaned]
         token_sort = process.cdist(
@@ -642,17 +700,16 @@ class _OccupationRanker:
             workers=-1,
         )
         best_token_sort = np.maximum.reduceat(token_sort, self.label_starts, axis=1)
-        scores += (weights["token_sort"] / 100.0) * best_token_sort
+        features["token_sort"] = best_token_sort.astype(np.float32) / 100.0
 
         title_weights, title_present, totals = self._title_word_vectors(queries)
         title_coverage = (title_weights @ self.occupation_words_t).toarray()
         preferred_coverage = (title_weights @ self.preferred_words_t).toarray()
         preferred_recall = (title_present @ self.preferred_weights_t).toarray()
-        scores += (weights["title_coverage"] / totals[:, None]) * title_coverage
-        scores += (weights["preferred_coverage"] / totals[:, None]) * preferred_coverage
-        scores += weights["preferred_recall"] * preferred_recall / self.preferred_totals
-        scores += self.prior
-        return scores.astype(np.float32), title_coverage > 0
+        features["title_coverage"] = title_coverage / totals[:, None]
+        features["preferred_coverage"] = preferred_coverage / totals[:, None]
+        features["preferred_recall"] = preferred_recall / self.preferred_totals
+        return features
 
     def _title_word_vectors(
         self, queries: Sequence[str]
@@ -676,6 +733,19 @@ class _OccupationRanker:
         )
         weighted = present.multiply(self.idf[None, :]).tocsr()
         return weighted, present, np.array(totals, dtype=np.float32)
+
+
+def _profile_rows(profiles: OccupationProfiles, uris: Sequence[str]) -> NDArray[np.intp]:
+    """Return the row of each URI in the profile file, which must cover them all."""
+    position = {uri: row for row, uri in enumerate(profiles.uris)}
+    missing = [uri for uri in uris if uri not in position]
+    if missing:
+        raise ModelLoadError(
+            f"the occupation profile file has no row for {len(missing)} of the "
+            f"taxonomy's occupations, for example {missing[0]}; rebuild it with "
+            "`python scripts/build_occupation_profiles.py`"
+        )
+    return np.array([position[uri] for uri in uris], dtype=np.intp)
 
 
 def _sorted_words(text: str) -> str:
@@ -747,6 +817,11 @@ class Normaliser:
         embedding space. This needs the vector of every skill preferred label
         (13,896 in ESCO v1.1.1), which the encoder reads from its seed.
         Occupations are always ranked against every occupation's labels.
+    occupation_profiles
+        Description vectors and hierarchy counts of every occupation for the
+        occupation ranking. When None, the shipped file for the encoder's
+        model and taxonomy version is read on the first occupation search,
+        and a missing file raises :class:`ModelLoadError` then.
 
     Notes
     -----
@@ -778,6 +853,7 @@ class Normaliser:
         occupation_threshold: float = DEFAULT_OCCUPATION_THRESHOLD,
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         semantic_search: bool = False,
+        occupation_profiles: OccupationProfiles | None = None,
     ) -> None:
         if not isinstance(taxonomy, Taxonomy):
             raise TypeError(
@@ -800,6 +876,7 @@ class Normaliser:
         self.semantic_search = bool(semantic_search)
         self._indexes: dict[str, _LabelIndex] = {}
         self._ranker: _OccupationRanker | None = None
+        self._profiles = occupation_profiles
         self._memo: dict[str, dict[str, _Decision]] = {"skill": {}, "occupation": {}}
         self._lock = threading.RLock()
 
@@ -903,9 +980,10 @@ class Normaliser:
 
         Notes
         -----
-        About 20 to 45 ms per title on a 2-core VM shared with other jobs,
-        plus embedding the title when it is not cached. On the JobBERT
-        validation titles the top 10 give an MRR of 0.39 (see
+        About 20 to 45 ms per title on a 2-core VM shared with other jobs
+        (38 ms on average over 15,318 titles at a load average near 5), plus
+        embedding the title when it is not cached. On the held-out half of
+        the JobBERT validation titles the top 10 give an MRR of 0.41 (see
         ``benchmarks/bench_titles.py``).
 
         Raises
@@ -991,8 +1069,14 @@ class Normaliser:
 
     def _occupation_ranker(self) -> _OccupationRanker:
         if self._ranker is None:
+            if self._profiles is None:
+                self._profiles = read_occupation_profiles(
+                    default_profile_path(
+                        self.encoder.model_name, self.encoder.taxonomy_version
+                    )
+                )
             self._ranker = _OccupationRanker(
-                self.taxonomy, self._index("occupation"), self.encoder
+                self.taxonomy, self._index("occupation"), self.encoder, self._profiles
             )
         return self._ranker
 

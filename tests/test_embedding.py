@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,12 +16,16 @@ from matching.embedding import (
     MODEL_DISTRIBUTION,
     MODEL_NAME,
     LabelEncoder,
+    OccupationProfiles,
     default_model_path,
+    default_profile_path,
     default_seed_path,
     load_sentence_model,
     normalise_label,
     read_label_vectors,
+    read_occupation_profiles,
     write_label_vectors,
+    write_occupation_profiles,
 )
 from matching.exceptions import ModelLoadError
 from matching.taxonomy import TAXONOMY_VERSION, Taxonomy
@@ -372,3 +378,108 @@ def test_encoder_num_threads_restored(model: SentenceTransformer) -> None:
 def test_encoder_rejects_bad_num_threads() -> None:
     with pytest.raises(ValueError, match="num_threads is 0"):
         LabelEncoder(num_threads=0)
+
+
+RAW_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+PROFILE_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_occupation_profiles.py"
+
+
+def _small_profiles() -> OccupationProfiles:
+    vectors = np.random.default_rng(0).normal(size=(3, 4))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return OccupationProfiles(
+        uris=("a", "b", "c"),
+        description_vectors=vectors.astype(np.float16),
+        narrower_counts=np.array([0, 2, 1], dtype=np.int32),
+        description_chars=np.array([120, 300, 45], dtype=np.int32),
+        model_name=MODEL_NAME,
+        taxonomy_version=TAXONOMY_VERSION,
+    )
+
+
+def test_occupation_profiles_round_trip(tmp_path: Path) -> None:
+    profiles = _small_profiles()
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    write_occupation_profiles(first, profiles)
+    write_occupation_profiles(second, profiles)
+    assert first.read_bytes() == second.read_bytes()
+
+    read = read_occupation_profiles(first)
+    assert read.uris == profiles.uris
+    assert np.array_equal(read.description_vectors, profiles.description_vectors)
+    assert np.array_equal(read.narrower_counts, profiles.narrower_counts)
+    assert np.array_equal(read.description_chars, profiles.description_chars)
+    assert read.model_name == MODEL_NAME
+    assert read.taxonomy_version == TAXONOMY_VERSION
+
+
+def test_write_occupation_profiles_rejects_unsorted(tmp_path: Path) -> None:
+    profiles = _small_profiles()
+    unsorted = OccupationProfiles(
+        uris=("b", "a", "c"),
+        description_vectors=profiles.description_vectors,
+        narrower_counts=profiles.narrower_counts,
+        description_chars=profiles.description_chars,
+        model_name=MODEL_NAME,
+        taxonomy_version=TAXONOMY_VERSION,
+    )
+    with pytest.raises(ValueError, match="sorted"):
+        write_occupation_profiles(tmp_path / "profiles.npz", unsorted)
+
+
+def test_read_occupation_profiles_missing(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="build_occupation_profiles"):
+        read_occupation_profiles(tmp_path / "missing.npz")
+
+
+def test_read_occupation_profiles_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        read_occupation_profiles(path)
+
+
+def test_shipped_occupation_profiles(taxonomy: Taxonomy) -> None:
+    profiles = read_occupation_profiles(default_profile_path())
+    assert profiles.uris == tuple(sorted(taxonomy.occupations))
+    assert profiles.model_name == MODEL_NAME
+    assert profiles.taxonomy_version == TAXONOMY_VERSION
+    norms = np.linalg.norm(profiles.description_vectors.astype(np.float32), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-2)
+    assert (profiles.narrower_counts >= 0).all()
+    assert (profiles.narrower_counts > 0).sum() > 100
+    assert (profiles.description_chars > 0).all()
+
+
+def test_shipped_occupation_profiles_deterministic() -> None:
+    path = default_profile_path()
+    first = read_occupation_profiles(path)
+    second = read_occupation_profiles(path)
+    assert np.array_equal(first.description_vectors, second.description_vectors)
+    assert np.array_equal(first.narrower_counts, second.narrower_counts)
+
+
+@pytest.mark.skipif(
+    not (RAW_DATA_DIR / "esco_v1.1.1").is_dir(),
+    reason="the ESCO release zips are not next to the repository",
+)
+def test_build_occupation_profiles_check() -> None:
+    # Re-embeds 25 description sentences with the real model and compares
+    # every count and length exactly.
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(PROFILE_SCRIPT),
+            "--data-dir",
+            str(RAW_DATA_DIR),
+            "--check",
+            "--sample",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROFILE_SCRIPT.parents[1],
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "25 vectors re-embedded" in completed.stderr
