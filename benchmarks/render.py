@@ -439,58 +439,49 @@ def _shadow_section(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def _plot_scale(entries: list[dict[str, Any]]) -> None:
-    figure, axis = plt.subplots(figsize=(8, 5))
-    styles = {"slack": "-", "contended": "--"}
-    for shape in sorted({entry["shape"] for entry in entries}):
-        selected = [entry for entry in entries if entry["shape"] == shape]
-        sizes = [entry["size"] for entry in selected]
-        axis.plot(
-            sizes,
-            [entry["retrieve_seconds"] for entry in selected],
-            styles.get(shape, "-"),
-            marker="o",
-            label=f"candidates, {shape}",
-        )
-        for method in ("exact", "relaxed", "greedy"):
-            points = [
-                (entry["size"], entry["solvers"][method]["seconds"])
-                for entry in selected
-                if method in entry["solvers"]
-            ]
-            if points:
-                axis.plot(
-                    [x for x, _ in points],
-                    [y for _, y in points],
-                    styles.get(shape, "-"),
-                    marker="s",
-                    label=f"{method}, {shape}",
-                )
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("registrants N (vacancies N/20)")
-    axis.set_ylabel("wall seconds")
-    axis.set_title(
-        "Candidate generation and solve time (2-core machine, see RESULTS.md)"
+    _plot_scale_figure(
+        entries,
+        pipeline=("retrieve_seconds", "candidates"),
+        solver_field="seconds",
+        ylabel="wall seconds",
+        title="Candidate generation and solve time (2-core machine, see RESULTS.md)",
+        file_name="scale_time.png",
     )
-    axis.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    figure.savefig(report.PLOTS_DIR / "scale_time.png", dpi=110)
-    plt.close(figure)
+    _plot_scale_figure(
+        entries,
+        pipeline=("pipeline_peak_mib", "pipeline"),
+        solver_field="peak_mib",
+        ylabel="peak resident memory, MiB",
+        title="Peak memory per process (see RESULTS.md)",
+        file_name="scale_memory.png",
+    )
 
+
+def _plot_scale_figure(
+    entries: list[dict[str, Any]],
+    *,
+    pipeline: tuple[str, str],
+    solver_field: str,
+    ylabel: str,
+    title: str,
+    file_name: str,
+) -> None:
+    """Draw one figure: a pipeline field and each solver's field against N."""
+    pipeline_field, pipeline_label = pipeline
+    styles = {"slack": "-", "contended": "--"}
     figure, axis = plt.subplots(figsize=(8, 5))
     for shape in sorted({entry["shape"] for entry in entries}):
         selected = [entry for entry in entries if entry["shape"] == shape]
-        sizes = [entry["size"] for entry in selected]
         axis.plot(
-            sizes,
-            [entry["pipeline_peak_mib"] for entry in selected],
+            [entry["size"] for entry in selected],
+            [entry[pipeline_field] for entry in selected],
             styles.get(shape, "-"),
             marker="o",
-            label=f"pipeline, {shape}",
+            label=f"{pipeline_label}, {shape}",
         )
         for method in ("exact", "relaxed", "greedy"):
             points = [
-                (entry["size"], entry["solvers"][method]["peak_mib"])
+                (entry["size"], entry["solvers"][method][solver_field])
                 for entry in selected
                 if method in entry["solvers"]
             ]
@@ -505,9 +496,9 @@ def _plot_scale(entries: list[dict[str, Any]]) -> None:
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("registrants N (vacancies N/20)")
-    axis.set_ylabel("peak resident memory, MiB")
-    axis.set_title("Peak memory per process (see RESULTS.md)")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    figure.savefig(report.PLOTS_DIR / "scale_memory.png", dpi=110)
+    figure.savefig(report.PLOTS_DIR / file_name, dpi=110)
     plt.close(figure)

@@ -109,16 +109,7 @@ def solve_flow(problem: ShortlistProblem) -> ShortlistSolution:
         )
     started = time.perf_counter()
     selected, bound = _flow_without_cells(problem)
-    return make_solution(
-        problem,
-        selected,
-        bound=bound,
-        proven_optimal=True,
-        method="flow",
-        started=started,
-        cell_shadow_price=np.zeros(problem.num_cells),
-        solver_status=f"min-cost flow optimal for scores rounded to 1/{SCORE_SCALE}",
-    )
+    return _flow_solution(problem, selected, bound, started, note="")
 
 
 def solve_flow_if_cells_hold(problem: ShortlistProblem) -> ShortlistSolution | None:
@@ -142,6 +133,19 @@ def solve_flow_if_cells_hold(problem: ShortlistProblem) -> ShortlistSolution | N
             problem.num_cells,
         )
         return None
+    return _flow_solution(
+        problem, selected, bound, started, note="; no quota cell binds"
+    )
+
+
+def _flow_solution(
+    problem: ShortlistProblem,
+    selected: NDArray[np.bool_],
+    bound: float,
+    started: float,
+    *,
+    note: str,
+) -> ShortlistSolution:
     return make_solution(
         problem,
         selected,
@@ -150,10 +154,8 @@ def solve_flow_if_cells_hold(problem: ShortlistProblem) -> ShortlistSolution | N
         method="flow",
         started=started,
         cell_shadow_price=np.zeros(problem.num_cells),
-        solver_status=(
-            f"min-cost flow optimal for scores rounded to 1/{SCORE_SCALE}; "
-            "no quota cell binds"
-        ),
+        solver_status=f"min-cost flow optimal for scores rounded to 1/{SCORE_SCALE}"
+        + note,
     )
 
 
