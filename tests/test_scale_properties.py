@@ -18,7 +18,14 @@ from matching.eligibility import AgreementIndex
 from matching.problem import ShortlistProblem
 from matching.retrieval import retrieve_candidates
 from matching.rounds import build_problem
-from matching.solvers import solve_exact, solve_greedy, solve_relaxed, solve_shortlists
+from matching.solvers import (
+    decompose,
+    dispatch,
+    solve_exact,
+    solve_greedy,
+    solve_relaxed,
+    solve_shortlists,
+)
 from matching.synth import ScaleSpec, generate_scale_market
 from matching.taxonomy import Taxonomy
 from tests.solvers.strategies import (
@@ -46,6 +53,22 @@ def test_relaxed_gap_report_honest(problem: ShortlistProblem) -> None:
     assert solution.objective <= optimum + TOLERANCE
     assert solution.bound >= optimum - TOLERANCE
     assert solution.gap >= 0.0
+
+
+@SOLVER_SETTINGS
+@given(shortlist_problems(max_pairs=12))
+def test_large_round_path_honest(problem: ShortlistProblem) -> None:
+    # Force the paths that only large rounds take: splitting into parts,
+    # min-cost flow first, and pricing stopped at a gap with Lagrangian bounds.
+    optimum = brute_force_optimum(problem)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(decompose, "MIN_PAIRS_TO_SPLIT", 0)
+        patch.setattr(dispatch, "FLOW_FIRST_MIN_PAIRS", 0)
+        solution = solve_shortlists(problem, method="relaxed", relative_gap=0.05)
+
+    assert find_violations(problem, solution.selected) == []
+    assert solution.objective <= optimum + TOLERANCE
+    assert solution.bound >= optimum - TOLERANCE
 
 
 @SOLVER_SETTINGS
