@@ -231,7 +231,7 @@ def format_table(
 ) -> str:
     command = shlex.join(["python", "benchmarks/bench_titles.py", *argv])
     lines = [
-        "# Job-title normalisation",
+        "## Job-title normalisation",
         "",
         f"- command: `{command}`",
         f"- machine: {machine_line()}",
