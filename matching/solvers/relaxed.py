@@ -20,6 +20,7 @@ from matching.solvers._common import (
     sum_scores,
 )
 from matching.solvers._lp import solve_lp_relaxation
+from matching.solvers.flow import lagrangian_bound
 from matching.solvers.greedy import (
     capacity_bound,
     drop_over_capacity,
@@ -153,6 +154,14 @@ def solve_relaxed(
         alternatives = [fill_greedily(problem)]
         if lp.incumbent is not None:
             alternatives.append(lp.incumbent)
+        elif lp.row_dual is not None and relative_gap > 0:
+            # Pricing never got close enough to repair a Lagrangian selection,
+            # so repair the one of the last duals now.
+            _, flow_selection = lagrangian_bound(
+                problem, lp.row_dual[problem.num_vacancies + problem.num_registrants :]
+            )
+            drop_over_capacity(problem, flow_selection)
+            alternatives.append(fill_greedily(problem, flow_selection))
         for alternative in alternatives:
             if sum_scores(problem, alternative) > sum_scores(problem, selected):
                 selected = alternative
