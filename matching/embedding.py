@@ -50,7 +50,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -310,6 +310,32 @@ def _write_npz_members(path: Path, members: dict[str, NDArray[np.generic]]) -> N
         raise
 
 
+def _read_npz_members(
+    path: Path,
+    what: str,
+    hint: str,
+    text_member: str,
+    array_members: tuple[str, ...],
+) -> tuple[tuple[str, ...], dict[str, NDArray[Any]], Any]:
+    """Read a file written by ``_write_npz_members``.
+
+    Returns the lines of ``text_member``, the named arrays and the decoded
+    ``metadata`` member. A missing or unreadable file raises
+    :class:`ModelLoadError` naming ``what``, the path and ``hint``.
+    """
+    try:
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            blob = archive[text_member]
+            arrays = {name: archive[name] for name in array_members}
+            metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"{what} {path} is missing; {hint}") from error
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise ModelLoadError(f"{what} {path} is unreadable ({error}); {hint}") from error
+    text = blob.tobytes().decode("utf-8")
+    return (tuple(text.split("\n")) if text else ()), arrays, metadata
+
+
 def read_label_vectors(path: Path) -> LabelVectors:
     """Read a seed file written by :func:`write_label_vectors`.
 
@@ -330,19 +356,10 @@ def read_label_vectors(path: Path) -> LabelVectors:
     """
     path = Path(path)
     hint = f"rebuild it with `{SEED_BUILD_COMMAND}`"
-    try:
-        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            blob = archive["labels"]
-            vectors = archive["vectors"]
-            metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
-    except FileNotFoundError as error:
-        raise ModelLoadError(f"label vector seed {path} is missing; {hint}") from error
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise ModelLoadError(
-            f"label vector seed {path} is unreadable ({error}); {hint}"
-        ) from error
-    text = blob.tobytes().decode("utf-8")
-    labels = tuple(text.split("\n")) if text else ()
+    labels, arrays, metadata = _read_npz_members(
+        path, "label vector seed", hint, "labels", ("vectors",)
+    )
+    vectors = arrays["vectors"]
     if (
         not isinstance(metadata, dict)
         or metadata.get("format") != SEED_FORMAT
@@ -495,23 +512,16 @@ def read_occupation_profiles(path: Path) -> OccupationProfiles:
     """
     path = Path(path)
     hint = f"rebuild it with `{PROFILE_BUILD_COMMAND}`"
-    try:
-        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            blob = archive["uris"]
-            vectors = archive["description_vectors"]
-            narrower_counts = archive["narrower_counts"]
-            description_chars = archive["description_chars"]
-            metadata = json.loads(archive["metadata"].tobytes().decode("utf-8"))
-    except FileNotFoundError as error:
-        raise ModelLoadError(
-            f"occupation profile file {path} is missing; {hint}"
-        ) from error
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise ModelLoadError(
-            f"occupation profile file {path} is unreadable ({error}); {hint}"
-        ) from error
-    text = blob.tobytes().decode("utf-8")
-    uris = tuple(text.split("\n")) if text else ()
+    uris, arrays, metadata = _read_npz_members(
+        path,
+        "occupation profile file",
+        hint,
+        "uris",
+        ("description_vectors", "narrower_counts", "description_chars"),
+    )
+    vectors = arrays["description_vectors"]
+    narrower_counts = arrays["narrower_counts"]
+    description_chars = arrays["description_chars"]
     count = len(uris)
     if (
         not isinstance(metadata, dict)
