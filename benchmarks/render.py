@@ -470,6 +470,7 @@ def _plot_scale_figure(
     pipeline_field, pipeline_label = pipeline
     styles = {"slack": "-", "contended": "--"}
     figure, axis = plt.subplots(figsize=(8, 5))
+
     for shape in sorted({entry["shape"] for entry in entries}):
         selected = [entry for entry in entries if entry["shape"] == shape]
         axis.plot(
@@ -493,6 +494,7 @@ def _plot_scale_figure(
                     marker="s",
                     label=f"{method}, {shape}",
                 )
+
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("registrants N (vacancies N/20)")

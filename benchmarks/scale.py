@@ -11,7 +11,7 @@ peak memory (``VmHWM``):
    measure recall against the brute force on a seeded sample of vacancies,
    build the problem, save it, and solve it with ``method="auto"`` as a round
    would. Its candidate generation plus solve time is the figure the targets
-   refer to; generating the market stands in for loading stored features and
+   refer to. Generating the market replaces loading stored features and
    is reported apart.
 2. One process per solver (``exact``, ``relaxed``, ``greedy``) that loads the
    saved problem and solves it, then counts capacity violations with

@@ -833,9 +833,9 @@ class _Partition:
     ) -> NDArray[np.float32]:
         """(n,) language margin credit from each registrant's best tested level.
 
-        Exact when each registrant holds one test per language and the
-        corridor's agreement adds no stricter minimum; the second stage
-        computes it exactly.
+        Exact when each registrant has one test per language and the
+        corridor's agreement adds no stricter minimum. Otherwise the second
+        stage computes it exactly.
         """
         credit = np.zeros(self.size, dtype=np.float32)
         for language, rank in requirements:

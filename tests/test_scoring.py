@@ -80,10 +80,11 @@ def _score(
 def welder_case(engine: MatchingEngine, taxonomy: Taxonomy):
     """Build a welding vacancy and five registrants to score against it.
 
-    Rows: 0 lists the vacancy occupation's essential skills and claims that
-    occupation by ESCO URI; 1 lists a nursing occupation's essential skills;
-    2 lists only the profile's most common skill across ESCO occupations and
-    3 only its rarest; 4 is row 0 with the claim given as an ISCO code.
+    Row 0 lists the vacancy occupation's essential skills and claims that
+    occupation by ESCO URI. Row 1 lists a nursing occupation's essential
+    skills. Row 2 lists only the profile's most common skill across ESCO
+    occupations, and row 3 only its rarest. Row 4 is row 0 with the claim
+    given as an ISCO code.
     """
     own = _occupation_with_skills(taxonomy, "7212")
     other = _occupation_with_skills(taxonomy, "2221")

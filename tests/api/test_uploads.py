@@ -28,7 +28,7 @@ from api.services import ingest
 from matching.rounds import MatchingEngine
 
 
-# Longest wait for a paused upload; the test releases it within a second.
+# Maximum wait for a paused upload. The test releases it within a second.
 UPLOAD_PAUSE_TIMEOUT_SECONDS = 30.0
 
 
@@ -429,8 +429,8 @@ async def _send_paused_upload(
 ) -> int:
     """Drive an upload over ASGI that pauses between two parts of its body.
 
-    ``started`` is set when the app asks for the body past the first part, so
-    the upload is running; the rest is sent once ``release`` is set.
+    ``started`` is set when the app requests the body past the first part, so
+    the upload is running. The rest is sent once ``release`` is set.
     """
     first, rest = chunks
     messages: list[dict[str, Any]] = [
